@@ -1,0 +1,35 @@
+"""tflw: a Keras 3 model all the way onto a microcontroller.
+
+Quantization-aware training whose predictions match the int8 model TFLite-Micro runs,
+export to a fully-integer flatbuffer verified in the real TFLite-Micro interpreter, and a
+ready Arduino sketch with the op resolver and tensor arena taken from the model.
+
+```python
+import tflw
+
+qat = tflw.quantize_model(model)                      # int8 fake-quant, BN folded
+qat.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+qat.fit(x_train, y_train, epochs=1)
+result = tflw.export(qat, "build/mnist", sample_inputs=x_test[:200])
+print(result.flatbuffer_bytes, result.arena_size, result.verification.max_lsb_difference)
+check = tflw.verify(result.tflite_path, x_test, reference=qat)
+```
+"""
+
+__version__ = "0.1.0"
+
+from tflw import errors  # noqa: E402
+from tflw.export import ExportResult, VerifyResult, export, read_flatbuffer, verify  # noqa: E402
+from tflw.quantization import calibrate, quantize_model  # noqa: E402
+
+__all__ = [
+    "ExportResult",
+    "VerifyResult",
+    "__version__",
+    "calibrate",
+    "errors",
+    "export",
+    "quantize_model",
+    "read_flatbuffer",
+    "verify",
+]

@@ -1,0 +1,50 @@
+"""Every error tflw raises, in one place.
+
+Each message names the layer, op, tensor or path at fault and says what to do about it.
+Catch `TflwError` to handle them all.
+"""
+
+
+class TflwError(Exception):
+    """Base class of all tflw errors."""
+
+
+class UnsupportedModelError(TflwError):
+    """The model is not a kind tflw can rewrite (e.g. a subclassed Keras model)."""
+
+
+class UnsupportedLayerError(TflwError):
+    """A layer has no quantization rule, or sits where it cannot be quantized exactly."""
+
+    def __init__(self, layer_name: str, layer_class: str, fix: str):
+        self.layer_name = layer_name
+        self.layer_class = layer_class
+        super().__init__(f"layer '{layer_name}' ({layer_class}): {fix}")
+
+
+class UncalibratedModelError(TflwError):
+    """A fake-quant range was never set: the model was not trained or calibrated."""
+
+
+class MissingRepresentativeDataError(TflwError):
+    """A float model needs representative data for post-training quantization."""
+
+
+class ConversionError(TflwError):
+    """The TFLite converter failed or produced a model TFLite-Micro cannot run."""
+
+
+class NotFullyIntegerError(ConversionError):
+    """The flatbuffer still holds float tensors (hybrid or float16 model)."""
+
+
+class InterpreterError(TflwError):
+    """The TFLite-Micro interpreter refused the model or crashed while running it."""
+
+
+class InputMismatchError(TflwError):
+    """Inputs given to verify/export do not match the model's input shape."""
+
+
+class OutputDirectoryError(TflwError):
+    """The output folder exists (and overwrite was not asked for) or cannot be written."""

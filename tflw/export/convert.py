@@ -1,0 +1,136 @@
+"""Keras model -> fully-integer TFLite flatbuffer (int8 in, int8 out), or a clear error.
+
+A quantization-aware model (tflw's or tfmot's) converts from its own fake-quant ranges; a
+float model is post-training quantized from `representative_data`. Whatever the path, the
+result is checked: a flatbuffer with any float tensor is refused, since TFLite-Micro has no
+float fallback for hybrid or float16 models.
+
+```python
+model_bytes = to_tflite(qat_model)
+model_bytes = to_tflite(float_model, representative_data=x_train[:500])
+```
+"""
+
+import re
+from typing import Optional
+
+import numpy as np
+
+from tflw.errors import (
+    ConversionError,
+    MissingRepresentativeDataError,
+    NotFullyIntegerError,
+    UncalibratedModelError,
+)
+from tflw.export.flatbuffer import read_flatbuffer
+
+REPRESENTATIVE_SAMPLES = 300
+
+
+def is_tf_keras_model(model) -> bool:
+    return type(model).__module__.split(".")[0] == "tf_keras"
+
+
+def _sublayers(model) -> list:
+    if is_tf_keras_model(model):
+        return list(model.submodules)
+    return list(model._flatten_layers(include_self=False, recursive=True))
+
+
+def is_quantization_aware(model) -> bool:
+    """True when the model carries fake-quant layers from tflw or tfmot."""
+    for layer in _sublayers(model):
+        module = type(layer).__module__
+        if hasattr(layer, "range_min") or "tensorflow_model_optimization" in module:
+            return True
+    return False
+
+
+def check_calibrated(model) -> None:
+    """Every tflw activation range must be non-empty, else the converter gets scale 0."""
+    for layer in _sublayers(model):
+        if hasattr(layer, "range_min") and hasattr(layer, "range_max"):
+            low, high = float(layer.range_min.numpy()), float(layer.range_max.numpy())
+            if not np.isfinite([low, high]).all() or high <= low:
+                raise UncalibratedModelError(
+                    f"fake-quant layer '{layer.path if hasattr(layer, 'path') else layer.name}'"
+                    f" has range [{low}, {high}]: the model was never trained or calibrated. "
+                    "Run qat.fit(...) or tflw.calibrate(qat, x_sample) before exporting."
+                )
+
+
+def _converter(model, tf):
+    if is_tf_keras_model(model):
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    # TFLite-Micro needs static shapes: fix the batch at 1.
+    specs = [tf.TensorSpec((1, *x.shape[1:]), x.dtype, name=x.name) for x in model.inputs]
+    function = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+    # Freezing makes every variable a constant, so each FakeQuant has constant ranges the
+    # converter can fold into int8 quantization parameters.
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function(*specs))
+    return tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+
+
+def _first_error_lines(message: str) -> str:
+    lines = [line.strip() for line in message.splitlines() if re.search(r"error:", line)]
+    short = [re.sub(r"^.*error: ", "", line) for line in lines[:3]]
+    return "\n".join(short) if short else message.strip().splitlines()[-1]
+
+
+def to_tflite(model, representative_data: Optional[np.ndarray] = None) -> bytes:
+    """Convert `model` to a fully-integer flatbuffer.
+
+    Raises:
+        MissingRepresentativeDataError: a float model without `representative_data`.
+        UncalibratedModelError: a QAT model with an unset activation range.
+        ConversionError / NotFullyIntegerError: the converter failed, or left float tensors.
+    """
+    import tensorflow as tf
+
+    quantization_aware = is_quantization_aware(model)
+    if quantization_aware:
+        check_calibrated(model)
+    elif representative_data is None:
+        raise MissingRepresentativeDataError(
+            f"model '{model.name}' is a float model: pass representative_data (a few hundred "
+            "typical inputs, e.g. x_train[:300]) for post-training int8 quantization, or "
+            "train it with tflw.quantize_model first."
+        )
+    converter = _converter(model, tf)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    if not quantization_aware:
+        samples = np.asarray(representative_data, dtype=np.float32)[:REPRESENTATIVE_SAMPLES]
+        converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        model_bytes = converter.convert()
+    except Exception as error:  # the converter raises ConverterError or bare exceptions
+        raise ConversionError(
+            f"the TFLite converter failed on model '{model.name}':\n"
+            f"{_first_error_lines(str(error))}"
+        ) from error
+    check_fully_integer(model_bytes, model.name)
+    return bytes(model_bytes)
+
+
+def check_fully_integer(model_bytes: bytes, name: str) -> None:
+    """Refuse hybrid/float16 models: TFLite-Micro runs integer kernels only."""
+    info = read_flatbuffer(model_bytes)
+    if info.float_tensors:
+        shown = ", ".join(info.float_tensors[:5])
+        raise NotFullyIntegerError(
+            f"model '{name}' converted with {len(info.float_tensors)} float tensor(s) "
+            f"({shown}): TFLite-Micro cannot run hybrid or float models. A layer without a "
+            "fake-quant range, or an op with no int8 kernel, is usually the cause."
+        )
+    for tensor in info.inputs + info.outputs:
+        if tensor.dtype != "INT8":
+            raise NotFullyIntegerError(
+                f"model '{name}': tensor '{tensor.name}' is {tensor.dtype}, expected INT8."
+            )

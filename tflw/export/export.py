@@ -1,0 +1,211 @@
+"""`export`: model -> verified int8 flatbuffer, C array, Arduino sketch and report, atomically.
+
+```python
+result = export(qat_model, "build/mnist", sample_inputs=x_test[:200])
+print(result.flatbuffer_bytes, result.arena_size, result.verification.max_lsb_difference)
+```
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from tflw import __version__
+from tflw.errors import OutputDirectoryError
+from tflw.export.c_array import c_array_files
+from tflw.export.c_names import c_identifier
+from tflw.export.convert import is_quantization_aware, is_tf_keras_model, to_tflite
+from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size
+from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
+from tflw.export.verify import VerifyResult, verify
+
+VERIFY_SAMPLES = 200
+
+
+@dataclass
+class ExportResult:
+    """What `export` wrote and measured.
+
+    Attributes:
+        out_dir: the folder holding everything below.
+        tflite_path: the fully-integer flatbuffer.
+        sketch_path: the Arduino sketch (`arduino/<name>/<name>.ino`).
+        flatbuffer_bytes: flash the model takes.
+        arena_bytes: smallest tensor arena measured in the TFLite-Micro interpreter.
+        arena_size: `kTensorArenaSize` in the sketch (measured + margin).
+        info: ops, I/O quantization and parameter count read from the flatbuffer.
+        verification: TFLite-Micro vs Keras on the sample inputs, when there were any.
+        report: the content of `report.json`.
+    """
+
+    out_dir: Path
+    tflite_path: Path
+    sketch_path: Path
+    flatbuffer_bytes: int
+    arena_bytes: int
+    arena_size: int
+    info: FlatbufferInfo
+    verification: Optional[VerifyResult]
+    report: dict
+
+
+def _load(model):
+    if isinstance(model, (str, os.PathLike)):
+        import keras
+
+        path = Path(model)
+        if not path.is_file():
+            raise OutputDirectoryError(f"model file '{path}' does not exist")
+        return keras.saving.load_model(path)
+    return model
+
+
+def _quantization_kind(model) -> str:
+    if not is_quantization_aware(model):
+        return "post-training int8 (representative data)"
+    return "QAT, tfmot (tf_keras)" if is_tf_keras_model(model) else "QAT, tflw"
+
+
+def _sample_inputs(info: FlatbufferInfo, sample_inputs, representative_data) -> tuple:
+    """Inputs for the TFLite-Micro run, and whether they are real data to compare on."""
+    data = sample_inputs if sample_inputs is not None else representative_data
+    if data is not None:
+        return np.asarray(data, np.float32)[:VERIFY_SAMPLES], True
+    first = info.inputs[0]
+    # No data: one input at the real value 0, enough to measure the arena.
+    return np.zeros((1, *first.shape[1:]), np.float32), False
+
+
+def _report(name, model, info, model_bytes, verification, compared) -> dict:
+    return {
+        "model": name,
+        "tflw_version": __version__,
+        "quantization": _quantization_kind(model),
+        "flatbuffer_bytes": len(model_bytes),
+        "arena_bytes_measured": verification.arena_bytes,
+        "arena_size": arena_size(verification.arena_bytes),
+        "parameter_count": info.parameter_count,
+        "ops": [
+            {"name": op.name, "version": op.version,
+             "resolver_method": RESOLVER_METHODS.get(op.name)}
+            for op in info.ops
+        ],
+        "inputs": [vars(t) | {"shape": list(t.shape)} for t in info.inputs],
+        "outputs": [vars(t) | {"shape": list(t.shape)} for t in info.outputs],
+        "verification": None if not compared else {
+            "samples": int(len(verification.outputs[0])),
+            "argmax_agreement": verification.argmax_agreement,
+            "max_lsb_difference": verification.max_lsb_difference,
+            "parity_within_1_lsb": verification.parity,
+        },
+    }
+
+
+def _write(folder: Path, files: dict) -> None:
+    for relative, content in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
+def _staging_folder(out_dir: Path, overwrite: bool) -> Path:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputDirectoryError(f"'{out_dir}' exists and is not a folder: pick another out_dir")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise OutputDirectoryError(
+            f"'{out_dir}' already exists and is not empty: pass overwrite=True "
+            "(tflw export --force) or pick another out_dir."
+        )
+    parent = out_dir.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tflw-", dir=parent))
+    except OSError as error:
+        raise OutputDirectoryError(
+            f"cannot write into '{parent}' ({error.strerror}): choose a writable out_dir."
+        ) from error
+
+
+def export(
+    model,
+    out_dir: Union[str, os.PathLike],
+    representative_data: Optional[np.ndarray] = None,
+    sample_inputs: Optional[np.ndarray] = None,
+    name: Optional[str] = None,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Convert, verify in TFLite-Micro, and write the firmware for `model`.
+
+    Writes, into `out_dir` (all or nothing: files are staged beside it and moved in last):
+    `model.tflite`, `model_data.h`/`model_data.cc` (the flatbuffer as a 16-byte-aligned C
+    array), `arduino/<name>/<name>.ino` with its two model files, and `report.json`.
+
+    Args:
+        model: a tflw/tfmot quantization-aware model, a float Keras model (then
+            `representative_data` is required), or a path to a `.keras` file.
+        out_dir: output folder; must not exist or be empty unless `overwrite`.
+        representative_data: typical float inputs for post-training quantization.
+        sample_inputs: float inputs to verify on (default: `representative_data`); the
+            first one becomes the sketch's example input.
+        name: name of the sketch and C identifiers (default: the model's name).
+        overwrite: replace an existing non-empty `out_dir`.
+
+    Returns:
+        An `ExportResult`.
+
+    Raises:
+        TflwError subclasses, each naming the layer, op or path at fault.
+
+    Example:
+        >>> result = tflw.export(qat, "build/mnist", sample_inputs=x_test[:200])
+        >>> result.verification.parity
+        True
+    """
+    model = _load(model)
+    out_dir = Path(out_dir)
+    staging = _staging_folder(out_dir, overwrite)
+    try:
+        model_bytes = to_tflite(model, representative_data)
+        info = read_flatbuffer(model_bytes)
+        inputs, compared = _sample_inputs(info, sample_inputs, representative_data)
+        verification = verify(model_bytes, inputs, reference=model if compared else None)
+        sketch_name = c_identifier(name or model.name)
+        expected = int(np.argmax(verification.outputs[0][0]))
+        sketch = arduino_sketch(
+            info, sketch_name, verification.arena_bytes, inputs[0], expected,
+            "the first sample input" if compared else "all zeros (no sample inputs given)",
+        )
+        arrays = c_array_files(model_bytes, model_name=sketch_name)
+        report = _report(sketch_name, model, info, model_bytes, verification, compared)
+        files = {"model.tflite": model_bytes, **arrays,
+                 f"arduino/{sketch_name}/{sketch_name}.ino": sketch,
+                 "report.json": json.dumps(report, indent=2) + "\n"}
+        files.update({f"arduino/{sketch_name}/{file}": text for file, text in arrays.items()})
+        _write(staging, files)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ExportResult(
+        out_dir=out_dir,
+        tflite_path=out_dir / "model.tflite",
+        sketch_path=out_dir / "arduino" / sketch_name / f"{sketch_name}.ino",
+        flatbuffer_bytes=len(model_bytes),
+        arena_bytes=verification.arena_bytes,
+        arena_size=arena_size(verification.arena_bytes),
+        info=info,
+        verification=verification if compared else None,
+        report=report,
+    )
+

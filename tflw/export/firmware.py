@@ -1,0 +1,89 @@
+"""The Arduino sketch: resolver, arena and I/O quantization taken from the flatbuffer.
+
+```python
+files = arduino_sketch(model_bytes, name="mnist_cnn", arena_bytes=21504,
+                       sample_input=x_test[0], expected_class=7)
+```
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tflw import __version__
+from tflw.errors import ConversionError
+from tflw.export.c_array import ARRAY_NAME
+from tflw.export.flatbuffer import FlatbufferInfo
+from tflw.export.templates import render
+
+# The host interpreter's reference kernels and the 32-bit MCU build differ a little in what
+# they allocate (optimized kernels such as CMSIS-NN add scratch buffers): keep a margin.
+ARENA_MARGIN = 0.10
+CHIRALE_VERSION = "2.0.0"
+ARDUINO_EXAMPLES_VERSION = "2.4.0-ALPHA"
+VALUES_PER_LINE = 8
+
+# BuiltinOperator name -> MicroMutableOpResolver method, read from TFLite-Micro's
+# micro_mutable_op_resolver.h (Aug 2026).
+RESOLVER_METHODS = json.loads((Path(__file__).parent / "tflm_resolver_methods.json").read_text())
+
+
+def arena_size(measured_bytes: int) -> int:
+    """`kTensorArenaSize`: the measured arena plus `ARENA_MARGIN`, rounded up to 16."""
+    padded = int(np.ceil(measured_bytes * (1 + ARENA_MARGIN)))
+    return (padded + 15) // 16 * 16
+
+
+def resolver_calls(info: FlatbufferInfo) -> list:
+    """One `resolver.AddX();` line per op the model uses."""
+    lines = []
+    for op in info.ops:
+        method = RESOLVER_METHODS.get(op.name)
+        if method is None:
+            raise ConversionError(
+                f"op {op.name} has no MicroMutableOpResolver method in TFLite-Micro: the "
+                "model cannot run on a microcontroller. Replace the layer that produces it."
+            )
+        lines.append(f"  resolver.{method}();  // {op.name} v{op.version}")
+    return lines
+
+
+def _float_list(values: np.ndarray) -> str:
+    flat = [f"{float(v):.8g}f" for v in np.asarray(values, np.float32).ravel()]
+    rows = [", ".join(flat[i:i + VALUES_PER_LINE]) for i in range(0, len(flat), VALUES_PER_LINE)]
+    return ",\n".join(f"    {row}" for row in rows)
+
+
+def arduino_sketch(
+    info: FlatbufferInfo,
+    name: str,
+    arena_bytes: int,
+    sample_input: np.ndarray,
+    expected_class: int,
+    sample_description: str,
+) -> str:
+    """The `.ino` text for a model with flatbuffer facts `info`."""
+    first_input, first_output = info.inputs[0], info.outputs[0]
+    return render(
+        "arduino/sketch.ino",
+        model_name=name,
+        tflw_version=__version__,
+        chirale_version=CHIRALE_VERSION,
+        arduino_examples_version=ARDUINO_EXAMPLES_VERSION,
+        op_list_comment="\n".join(f"//   {op.name} v{op.version}" for op in info.ops),
+        arena_measured=arena_bytes,
+        arena_margin_percent=int(ARENA_MARGIN * 100),
+        arena_size=arena_size(arena_bytes),
+        sample_description=sample_description,
+        input_length=int(np.prod(first_input.shape)),
+        sample_input=_float_list(sample_input),
+        expected_class=int(expected_class),
+        array_name=ARRAY_NAME,
+        op_count=len(info.ops),
+        resolver_calls="\n".join(resolver_calls(info)),
+        input_scale=f"{first_input.scale:.9g}",
+        input_zero_point=first_input.zero_point,
+        output_scale=f"{first_output.scale:.9g}",
+        output_zero_point=first_output.zero_point,
+    )

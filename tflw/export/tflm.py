@@ -1,0 +1,84 @@
+"""Run a flatbuffer in the real TFLite-Micro interpreter without risking the caller.
+
+```python
+outputs, arena_bytes = run_tflm(model_bytes, [x_int8], output_count=1)
+```
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from typing import Sequence
+
+import numpy as np
+
+from tflw.errors import InterpreterError
+
+_EXIT_INTERPRETER_ERROR = 3
+
+# What most often makes TFLite-Micro abort instead of failing cleanly, from what users hit.
+_ABORT_HINTS = (
+    "an op with a shape or type its int8 kernel does not support (run tflw.export on the "
+    "float model with a representative dataset and check report.json's op list), "
+    "a tensor that is not int8 in a model declared fully integer, or a degenerate "
+    "quantization scale (a constant channel)."
+)
+
+
+def run_tflm(
+    model_bytes: bytes,
+    inputs: Sequence[np.ndarray],
+    output_count: int,
+    timeout_s: float = 600.0,
+) -> tuple:
+    """Invoke `model_bytes` on each sample of `inputs` in a separate Python process.
+
+    Args:
+        model_bytes: the flatbuffer.
+        inputs: one array per model input, already quantized, sample axis first.
+        output_count: number of model outputs.
+        timeout_s: the worker is killed after this many seconds.
+
+    Returns:
+        (list of output arrays, sample axis first; smallest arena in bytes).
+
+    Raises:
+        InterpreterError: the interpreter refused the model, crashed or hung.
+    """
+    with tempfile.TemporaryDirectory(prefix="tflw-tflm-") as folder:
+        request, reply = os.path.join(folder, "request.npz"), os.path.join(folder, "reply.npz")
+        arrays = {f"input_{i}": np.asarray(x) for i, x in enumerate(inputs)}
+        np.savez(
+            request, model=np.frombuffer(model_bytes, dtype=np.uint8),
+            input_count=len(inputs), output_count=output_count, **arrays,
+        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "tflw.export.tflm_worker", request, reply],
+                capture_output=True, text=True, timeout=timeout_s,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise InterpreterError(
+                f"TFLite-Micro did not finish within {timeout_s:.0f} s; the model may be too "
+                "large for a host check, or the interpreter hung."
+            ) from error
+        if done.returncode != 0:
+            raise InterpreterError(_explain(done.returncode, done.stderr))
+        with np.load(reply) as data:
+            outputs = [data[f"output_{i}"] for i in range(output_count)]
+            return outputs, int(data["arena_bytes"])
+
+
+def _explain(returncode: int, stderr: str) -> str:
+    tail = "\n".join(line for line in stderr.strip().splitlines()[-8:])
+    if returncode == _EXIT_INTERPRETER_ERROR:
+        return f"TFLite-Micro refused the model:\n{tail}"
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        return (
+            f"TFLite-Micro crashed ({name}) while loading or running the model; your Python "
+            f"session is unaffected. Likely causes: {_ABORT_HINTS}\nInterpreter output:\n{tail}"
+        )
+    return f"TFLite-Micro worker failed (exit {returncode}):\n{tail}"

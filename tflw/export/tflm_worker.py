@@ -1,0 +1,73 @@
+"""Runs a flatbuffer in the TFLite-Micro interpreter, in a process of its own.
+
+The interpreter aborts the whole process on some models it cannot handle; running it
+here means such an abort only ends this worker. Invoked by `tflw.export.tflm`:
+
+    python -m tflw.export.tflm_worker request.npz reply.npz
+"""
+
+import sys
+
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+
+ARENA_ALIGNMENT = 16
+LARGEST_ARENA = 64 * 1024 * 1024
+EXIT_INTERPRETER_ERROR = 3
+
+
+def _interpreter(model: bytes, arena_size: int):
+    try:
+        return runtime.Interpreter.from_bytes(model, arena_size=arena_size)
+    except RuntimeError:
+        return None
+
+
+def smallest_arena(model: bytes) -> int:
+    """Smallest arena (to 16 bytes) in which the interpreter allocates all tensors."""
+    high = max(16 * 1024, len(model))
+    while _interpreter(model, high) is None:
+        if high >= LARGEST_ARENA:
+            raise RuntimeError(f"AllocateTensors() failed even with a {LARGEST_ARENA} B arena")
+        high *= 2
+    low = 0
+    while high - low > ARENA_ALIGNMENT:
+        middle = (low + high) // 2 // ARENA_ALIGNMENT * ARENA_ALIGNMENT
+        if _interpreter(model, middle) is None:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def run(request: dict) -> dict:
+    """Invoke the model once per sample; inputs and outputs are int8/int16 arrays."""
+    model = request["model"].tobytes()
+    arena = smallest_arena(model)
+    interpreter = runtime.Interpreter.from_bytes(model, arena_size=arena)
+    input_count, output_count = int(request["input_count"]), int(request["output_count"])
+    outputs = [[] for _ in range(output_count)]
+    for sample in range(len(request["input_0"])):
+        for index in range(input_count):
+            interpreter.set_input(request[f"input_{index}"][sample:sample + 1], index)
+        interpreter.invoke()
+        for index in range(output_count):
+            outputs[index].append(interpreter.get_output(index)[0])
+    reply = {f"output_{index}": np.stack(values) for index, values in enumerate(outputs)}
+    reply["arena_bytes"] = np.array(arena)
+    return reply
+
+
+def main(request_path: str, reply_path: str) -> int:
+    request = dict(np.load(request_path))
+    try:
+        reply = run(request)
+    except RuntimeError as error:
+        print(f"tflw-interpreter-error: {error}", file=sys.stderr)
+        return EXIT_INTERPRETER_ERROR
+    np.savez(reply_path, **reply)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,116 @@
+"""`verify`: run a flatbuffer in the real TFLite-Micro interpreter and compare to Keras.
+
+```python
+result = verify("tflw-demo/model.tflite", x_test[:500], reference=qat_model)
+print(result.argmax_agreement, result.max_lsb_difference, result.arena_bytes)
+```
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from tflw.errors import InputMismatchError
+from tflw.export.flatbuffer import read_flatbuffer
+from tflw.export.tflm import run_tflm
+
+# Float noise in the reference (a sum of products in float32) can put a value exactly one
+# LSB away a hair above 1.0.
+LSB_TOLERANCE = 1e-3
+
+
+@dataclass
+class VerifyResult:
+    """What TFLite-Micro computed, and how far it is from the Keras reference.
+
+    Attributes:
+        outputs: dequantized outputs, one array per model output, sample axis first.
+        arena_bytes: the smallest tensor arena in which the interpreter ran (host build).
+        reference_outputs: the reference model's outputs on the same (quantized) inputs.
+        argmax_agreement: fraction of samples whose first output has the same argmax.
+        max_lsb_difference: largest |TFLM - reference| over all outputs, in output LSBs.
+    """
+
+    outputs: list
+    arena_bytes: int
+    reference_outputs: Optional[list] = None
+    argmax_agreement: Optional[float] = None
+    max_lsb_difference: Optional[float] = None
+    lsb_differences: list = field(default_factory=list)
+
+    @property
+    def parity(self) -> bool:
+        """All outputs within one LSB of the reference."""
+        return self.max_lsb_difference is not None and (
+            self.max_lsb_difference <= 1.0 + LSB_TOLERANCE
+        )
+
+
+def _as_list(inputs) -> list:
+    return [np.asarray(x) for x in inputs] if isinstance(inputs, (list, tuple)) else [np.asarray(inputs)]
+
+
+def verify(
+    tflite: Union[bytes, str, os.PathLike],
+    inputs: Union[np.ndarray, Sequence[np.ndarray]],
+    reference=None,
+) -> VerifyResult:
+    """Run `tflite` in TFLite-Micro (in a separate process) on float `inputs`.
+
+    Inputs are quantized with the flatbuffer's own input scale and zero point; the
+    reference model sees the same values dequantized, so only the arithmetic differs.
+
+    Args:
+        tflite: flatbuffer bytes or a path to a `.tflite` file.
+        inputs: float inputs with the sample axis first (a list for several inputs).
+        reference: optional Keras model (tflw QAT, tfmot QAT, or float) to compare with.
+
+    Returns:
+        A `VerifyResult`.
+
+    Raises:
+        InputMismatchError: the inputs do not match the model's input shapes.
+        InterpreterError: the interpreter refused or crashed on the model.
+
+    Example:
+        >>> result = tflw.verify("tflw-demo/model.tflite", x_test[:200], reference=qat)
+        >>> assert result.parity and result.argmax_agreement > 0.99
+    """
+    model_bytes = tflite if isinstance(tflite, (bytes, bytearray)) else open(tflite, "rb").read()
+    info = read_flatbuffer(model_bytes)
+    values = _as_list(inputs)
+    if len(values) != len(info.inputs):
+        raise InputMismatchError(
+            f"the model has {len(info.inputs)} input(s), got {len(values)} array(s)."
+        )
+    for value, tensor in zip(values, info.inputs):
+        if tuple(value.shape[1:]) != tensor.shape[1:]:
+            raise InputMismatchError(
+                f"input '{tensor.name}' expects samples of shape {tensor.shape[1:]}, got "
+                f"{tuple(value.shape[1:])} (the first axis counts samples)."
+            )
+    quantized = [tensor.quantize(v) for v, tensor in zip(values, info.inputs)]
+    raw, arena_bytes = run_tflm(model_bytes, quantized, output_count=len(info.outputs))
+    outputs = [tensor.dequantize(r) for r, tensor in zip(raw, info.outputs)]
+    result = VerifyResult(outputs=outputs, arena_bytes=arena_bytes)
+    if reference is not None:
+        _compare(result, reference, quantized, info)
+    return result
+
+
+def _compare(result: VerifyResult, reference, quantized: list, info) -> None:
+    seen = [tensor.dequantize(q) for q, tensor in zip(quantized, info.inputs)]
+    predicted = reference.predict(seen if len(seen) > 1 else seen[0], batch_size=256, verbose=0)
+    predicted = _as_list(predicted)
+    result.reference_outputs = predicted
+    result.lsb_differences = [
+        np.abs(out - ref) / tensor.scale
+        for out, ref, tensor in zip(result.outputs, predicted, info.outputs)
+    ]
+    result.max_lsb_difference = float(max(d.max() for d in result.lsb_differences))
+    first, first_ref = result.outputs[0], predicted[0]
+    result.argmax_agreement = float(
+        np.mean(first.reshape(len(first), -1).argmax(-1) == first_ref.reshape(len(first), -1).argmax(-1))
+    )

@@ -1,0 +1,26 @@
+"""Int8 quantization-aware training for Keras 3 models (and tf_keras models via tfmot).
+
+```python
+qat = tflw.quantization.quantize_model(model)
+tflw.quantization.calibrate(qat, x_train[:512])
+```
+"""
+
+from tflw.quantization.api import calibrate, quantize_model
+from tflw.quantization.fake_quant import FakeQuant
+from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
+from tflw.quantization.quantize_model import LAYER_RULES, Rule
+from tflw.quantization.quantizers import fake_quant_range, fake_quant_weights
+
+__all__ = [
+    "LAYER_RULES",
+    "FakeQuant",
+    "QuantConv2D",
+    "QuantDense",
+    "QuantDepthwiseConv2D",
+    "Rule",
+    "calibrate",
+    "fake_quant_range",
+    "fake_quant_weights",
+    "quantize_model",
+]

@@ -1,0 +1,88 @@
+"""The public entry points of quantization: `quantize_model` and `calibrate`."""
+
+import os
+from typing import Iterable, Optional, Union
+
+import keras
+import numpy as np
+
+from tflw.errors import UnsupportedModelError
+from tflw.quantization.quantize_model import quantize_keras3
+
+
+def is_tf_keras_model(model) -> bool:
+    """True for a legacy Keras 2 (`tf_keras`) model."""
+    return type(model).__module__.split(".")[0] == "tf_keras"
+
+
+def quantize_model(model, calibration_data: Optional[Union[np.ndarray, Iterable]] = None):
+    """Return a trainable int8 quantization-aware copy of `model`.
+
+    Keras 3 Sequential/Functional models are rewritten with tflw's layers: per-channel
+    symmetric int8 weights for Conv2D/DepthwiseConv2D (per-tensor for Dense), BatchNorm
+    folded into the kernel, ReLU/ReLU6 fused, per-tensor asymmetric int8 activations with
+    moving-average ranges, placed exactly where TFLite-Micro holds int8 tensors. The copy
+    keeps the original's weights, trains with ordinary `compile`/`fit` and saves as `.keras`.
+
+    A `tf_keras` (Keras 2) model goes through `tfmot.quantization.keras.quantize_model`.
+
+    Args:
+        model: a built `keras.Sequential` or Functional `keras.Model` (or a tf_keras model).
+        calibration_data: optional input batches (array, or iterable of arrays) used to set
+            the activation ranges before training, so the result exports even untrained.
+
+    Returns:
+        The quantization-aware model, uncompiled.
+
+    Raises:
+        UnsupportedModelError: for a subclassed model (the message says how to rewrite it).
+        UnsupportedLayerError: naming the first layer without a quantization rule.
+
+    Example:
+        >>> qat = tflw.quantize_model(model)
+        >>> qat.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        >>> qat.fit(x_train, y_train, epochs=1)
+    """
+    if is_tf_keras_model(model):
+        qat = _quantize_with_tfmot(model)
+    elif isinstance(model, keras.Model):
+        qat = quantize_keras3(model)
+    else:
+        raise UnsupportedModelError(
+            f"expected a keras.Model, got {type(model).__name__}. Load or build a Keras "
+            "model first (keras.saving.load_model for a .keras file)."
+        )
+    if calibration_data is not None:
+        calibrate(qat, calibration_data)
+    return qat
+
+
+def calibrate(model, data: Union[np.ndarray, Iterable], batch_size: int = 64) -> None:
+    """Set the activation ranges of a quantization-aware model from example inputs.
+
+    Runs the model forward in training mode (ranges update; no weight changes; BatchNorm
+    statistics are frozen in tflw's layers).
+
+    Example:
+        >>> tflw.calibrate(qat, x_train[:1024])
+    """
+    batches = (
+        [data[i:i + batch_size] for i in range(0, len(data), batch_size)]
+        if isinstance(data, np.ndarray) else data
+    )
+    for batch in batches:
+        model(batch, training=True)
+
+
+def _quantize_with_tfmot(model):
+    # tfmot sets TF_USE_LEGACY_KERAS=1 for the whole process when imported; restore the
+    # caller's setting so Keras 3 keeps working beside it.
+    saved = os.environ.get("TF_USE_LEGACY_KERAS")
+    try:
+        import tensorflow_model_optimization as tfmot
+    finally:
+        if saved is None:
+            os.environ.pop("TF_USE_LEGACY_KERAS", None)
+        else:
+            os.environ["TF_USE_LEGACY_KERAS"] = saved
+    return tfmot.quantization.keras.quantize_model(model)

@@ -1,0 +1,237 @@
+"""Conv2D, DepthwiseConv2D and Dense with BatchNorm folded and activation fused, fake-quantized.
+
+What these layers quantize is exactly what TFLite-Micro runs: the BatchNorm scale is
+multiplied into the kernel *before* the kernel is fake-quantized, the BatchNorm shift goes
+into the bias, and the output is quantized after the fused ReLU/ReLU6, as TFLite fuses it.
+
+BatchNorm statistics are frozen at their float-training values during QAT (Krishnamoorthi
+2018, sec. 3.2, freezes them after a short warm-up); gamma and beta still train. This keeps
+one convolution per step instead of the two that batch-statistics folding needs.
+
+```python
+layer = QuantConv2D(filters=16, kernel_size=3, batch_norm={"epsilon": 1e-3},
+                    activation="relu")
+y = layer(x)   # conv(x, q(w * gamma / sigma)) + folded bias -> relu -> int8 fake-quant
+```
+
+References:
+    Krishnamoorthi, "Quantizing deep convolutional networks for efficient inference:
+    A whitepaper", arXiv:1806.08342, 2018.
+"""
+
+from typing import Optional
+
+import keras
+from keras import ops
+
+from tflw.quantization.fake_quant import FakeQuant
+from tflw.quantization.quantizers import fake_quant_weights
+
+ACTIVATIONS = {"linear": lambda x: x, "relu": ops.relu, "relu6": ops.relu6}
+
+
+class _FoldedLinear(keras.layers.Layer):
+    """Shared weights and fold/quantize logic; subclasses give the kernel shape and op."""
+
+    # Axis of the folded kernel along which weights get one range each; None = per tensor.
+    per_channel_axis: Optional[int] = -1
+
+    def __init__(
+        self,
+        use_bias: bool = True,
+        batch_norm: Optional[dict] = None,
+        activation: str = "linear",
+        quantize_output: bool = True,
+        ema_decay: float = 0.99,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"{self.name}: activation must be one of {sorted(ACTIVATIONS)}")
+        self.use_bias = use_bias
+        self.batch_norm = batch_norm
+        self.activation = activation
+        self.quantize_output = quantize_output
+        self.ema_decay = ema_decay
+        self.output_quant = (
+            FakeQuant(ema_decay=ema_decay, name="output_quant") if quantize_output else None
+        )
+
+    def kernel_shape(self, input_shape) -> tuple:
+        raise NotImplementedError
+
+    def output_channels(self, input_shape) -> int:
+        raise NotImplementedError
+
+    def linear(self, inputs, kernel):
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        channels = self.channels = self.output_channels(input_shape)
+        self.kernel = self.add_weight(name="kernel", shape=self.kernel_shape(input_shape))
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(channels,), initializer="zeros")
+        if self.batch_norm is not None:
+            bn = self.batch_norm
+            if bn.get("scale", True):
+                self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones")
+            if bn.get("center", True):
+                self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")
+            self.moving_mean = self.add_weight(
+                name="moving_mean", shape=(channels,), initializer="zeros", trainable=False
+            )
+            self.moving_variance = self.add_weight(
+                name="moving_variance", shape=(channels,), initializer="ones", trainable=False
+            )
+
+    def folded_kernel_and_bias(self):
+        """The kernel and bias TFLite will hold, before quantization."""
+        kernel = self.kernel
+        bias = self.bias if self.use_bias else ops.zeros((self.channels,))
+        if self.batch_norm is None:
+            return kernel, bias
+        bn = self.batch_norm
+        scale = ops.rsqrt(self.moving_variance + bn.get("epsilon", 1e-3))
+        if bn.get("scale", True):
+            scale = scale * self.gamma
+        bias = (bias - self.moving_mean) * scale
+        if bn.get("center", True):
+            bias = bias + self.beta
+        return self.scale_kernel(kernel, scale), bias
+
+    def scale_kernel(self, kernel, scale):
+        return kernel * scale
+
+    def quantized_kernel(self, kernel):
+        return fake_quant_weights(kernel, axis=self.per_channel_axis)
+
+    def call(self, inputs, training=False):
+        kernel, bias = self.folded_kernel_and_bias()
+        outputs = self.linear(inputs, self.quantized_kernel(kernel)) + bias
+        outputs = ACTIVATIONS[self.activation](outputs)
+        if self.output_quant is not None:
+            outputs = self.output_quant(outputs, training=training)
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            use_bias=self.use_bias,
+            batch_norm=self.batch_norm,
+            activation=self.activation,
+            quantize_output=self.quantize_output,
+            ema_decay=self.ema_decay,
+        )
+        return config
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+class _Conv(_FoldedLinear):
+    """Spatial options shared by the two convolutions."""
+
+    def __init__(self, kernel_size, strides=1, padding="valid", dilation_rate=1, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = _pair(kernel_size)
+        self.strides = _pair(strides)
+        self.padding = padding
+        self.dilation_rate = _pair(dilation_rate)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tflw")
+class QuantConv2D(_Conv):
+    """Conv2D (+ folded BatchNorm, fused ReLU/ReLU6) with per-channel int8 weights."""
+
+    def __init__(self, filters: int, kernel_size, **kwargs):
+        super().__init__(kernel_size, **kwargs)
+        self.filters = filters
+
+    def kernel_shape(self, input_shape):
+        return (*self.kernel_size, input_shape[-1], self.filters)
+
+    def output_channels(self, input_shape):
+        return self.filters
+
+    def linear(self, inputs, kernel):
+        return ops.conv(
+            inputs, kernel, strides=self.strides, padding=self.padding,
+            dilation_rate=self.dilation_rate,
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+@keras.saving.register_keras_serializable(package="tflw")
+class QuantDepthwiseConv2D(_Conv):
+    """DepthwiseConv2D (+ folded BatchNorm, fused ReLU/ReLU6) with per-channel int8 weights.
+
+    Output channel c * multiplier + m gets its own range, as in TFLite's [1, h, w, c * m]
+    depthwise kernel.
+    """
+
+    def __init__(self, kernel_size, depth_multiplier: int = 1, **kwargs):
+        super().__init__(kernel_size, **kwargs)
+        self.depth_multiplier = depth_multiplier
+
+    def kernel_shape(self, input_shape):
+        return (*self.kernel_size, input_shape[-1], self.depth_multiplier)
+
+    def output_channels(self, input_shape):
+        return input_shape[-1] * self.depth_multiplier
+
+    def scale_kernel(self, kernel, scale):
+        return kernel * ops.reshape(scale, ops.shape(kernel)[2:])
+
+    def quantized_kernel(self, kernel):
+        h, w, channels, multiplier = ops.shape(kernel)
+        flat = ops.reshape(kernel, (h, w, channels * multiplier))
+        return ops.reshape(fake_quant_weights(flat, axis=-1), (h, w, channels, multiplier))
+
+    def linear(self, inputs, kernel):
+        return ops.depthwise_conv(
+            inputs, kernel, strides=self.strides, padding=self.padding,
+            dilation_rate=self.dilation_rate,
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "depth_multiplier": self.depth_multiplier}
+
+
+@keras.saving.register_keras_serializable(package="tflw")
+class QuantDense(_FoldedLinear):
+    """Dense (+ folded BatchNorm, fused ReLU/ReLU6) with per-tensor int8 weights.
+
+    Per-tensor because the converter rejects per-channel fake-quant on a MatMul
+    ("'tfl.transpose' op has mismatched quantized axes").
+    """
+
+    per_channel_axis = None
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def kernel_shape(self, input_shape):
+        return (input_shape[-1], self.units)
+
+    def output_channels(self, input_shape):
+        return self.units
+
+    def linear(self, inputs, kernel):
+        return ops.matmul(inputs, kernel)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}

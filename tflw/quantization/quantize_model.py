@@ -1,0 +1,344 @@
+"""`quantize_model`: rewrite a Keras 3 model into its int8 quantization-aware twin.
+
+Every tensor that TFLite-Micro will hold as int8 gets exactly one fake-quant, placed where
+the TFLite converter puts the int8 tensor: after a fused ReLU/ReLU6, never between a conv
+and its activation; BatchNorm folded into the preceding kernel; none after ops that keep
+their input's scale (pooling max, reshape, padding, dropout). Supporting a new layer is
+one entry in `LAYER_RULES`.
+
+```python
+qat = tflw.quantize_model(model)
+qat.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+qat.fit(x_train, y_train, epochs=1)
+```
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import keras
+
+from tflw.errors import UnsupportedLayerError
+from tflw.quantization.fake_quant import FakeQuant
+from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
+from tflw.quantization.graph import Graph, Step, read_graph
+
+# Kinds of rule: how a layer's output tensor is quantized.
+LINEAR = "linear"            # weights: fold BN, fuse ReLU, fake-quant kernel and output
+BATCH_NORM = "batch_norm"    # only as part of a LINEAR group
+ACTIVATION = "activation"    # fused into the producer when it can be, else own range
+OWN_RANGE = "own_range"      # the op rescales: its output gets its own learned range
+SAME_SCALE = "same_scale"    # output keeps the input's scale: no quantizer
+CONCAT = "concat"            # one range shared by every input and the output
+
+# TFLite's fixed output quantization of these activations, as (min, max) real ranges.
+FIXED_RANGES = {
+    "softmax": (0.0, 255.0 / 256.0),
+    "sigmoid": (0.0, 255.0 / 256.0),
+    "tanh": (-1.0, 127.0 / 128.0),
+}
+FUSABLE = ("relu", "relu6")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one Keras layer class is quantized.
+
+    Args:
+        kind: one of the kinds above.
+        make: for LINEAR layers, builds the tflw layers that replace it (see `_conv2d`).
+    """
+
+    kind: str
+    make: Optional[Callable] = None
+
+
+def _conv2d(layer, **fold) -> list:
+    config = layer.get_config()
+    return [QuantConv2D(
+        filters=config["filters"], kernel_size=config["kernel_size"],
+        strides=config["strides"], padding=config["padding"],
+        dilation_rate=config["dilation_rate"], use_bias=config["use_bias"],
+        name=layer.name, **fold,
+    )]
+
+
+def _depthwise_conv2d(layer, **fold) -> list:
+    config = layer.get_config()
+    return [QuantDepthwiseConv2D(
+        kernel_size=config["kernel_size"], depth_multiplier=config["depth_multiplier"],
+        strides=config["strides"], padding=config["padding"],
+        dilation_rate=config["dilation_rate"], use_bias=config["use_bias"],
+        name=layer.name, **fold,
+    )]
+
+
+def _separable_conv2d(layer, **fold) -> list:
+    config = layer.get_config()
+    depthwise = QuantDepthwiseConv2D(
+        kernel_size=config["kernel_size"], depth_multiplier=config["depth_multiplier"],
+        strides=config["strides"], padding=config["padding"],
+        dilation_rate=config["dilation_rate"], use_bias=False,
+        name=f"{layer.name}_depthwise",
+    )
+    pointwise = QuantConv2D(
+        filters=config["filters"], kernel_size=1, use_bias=config["use_bias"],
+        name=layer.name, **fold,
+    )
+    return [depthwise, pointwise]
+
+
+def _dense(layer, **fold) -> list:
+    config = layer.get_config()
+    return [QuantDense(
+        units=config["units"], use_bias=config["use_bias"], name=layer.name, **fold
+    )]
+
+
+LAYER_RULES = {
+    "Conv2D": Rule(LINEAR, _conv2d),
+    "DepthwiseConv2D": Rule(LINEAR, _depthwise_conv2d),
+    "SeparableConv2D": Rule(LINEAR, _separable_conv2d),
+    "Dense": Rule(LINEAR, _dense),
+    "BatchNormalization": Rule(BATCH_NORM),
+    "ReLU": Rule(ACTIVATION),
+    "Activation": Rule(ACTIVATION),
+    "Softmax": Rule(ACTIVATION),
+    "Add": Rule(OWN_RANGE),
+    "AveragePooling2D": Rule(OWN_RANGE),
+    "GlobalAveragePooling2D": Rule(OWN_RANGE),
+    "Rescaling": Rule(OWN_RANGE),
+    "Normalization": Rule(OWN_RANGE),
+    "Concatenate": Rule(CONCAT),
+    "MaxPooling2D": Rule(SAME_SCALE),
+    "Flatten": Rule(SAME_SCALE),
+    "Reshape": Rule(SAME_SCALE),
+    "ZeroPadding2D": Rule(SAME_SCALE),
+    "Dropout": Rule(SAME_SCALE),
+}
+
+
+def activation_name(layer: keras.layers.Layer) -> str:
+    """The activation a layer applies, as a name ('linear', 'relu', 'relu6', 'softmax', ...)."""
+    config = layer.get_config()
+    if type(layer).__name__ == "Softmax":
+        return "softmax"
+    if type(layer).__name__ == "ReLU":
+        plain = not config.get("negative_slope") and not config.get("threshold")
+        if plain and config.get("max_value") is None:
+            return "relu"
+        if plain and config.get("max_value") == 6:
+            return "relu6"
+        return "custom ReLU"
+    activation = config.get("activation", "linear")
+    return activation if isinstance(activation, str) else "custom"
+
+
+def _rule(layer: keras.layers.Layer) -> Rule:
+    rule = LAYER_RULES.get(type(layer).__name__)
+    if rule is None:
+        raise UnsupportedLayerError(
+            layer.name, type(layer).__name__,
+            f"no int8 quantization rule. Supported layers: {', '.join(sorted(LAYER_RULES))}. "
+            "Replace the layer, or add an entry to tflw.quantization.LAYER_RULES.",
+        )
+    return rule
+
+
+class _Rewriter:
+    """Walks the graph once, replacing each layer call by its quantized form."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.tensors: dict = {}
+        self.absorbed: set = set()
+
+    def single_consumer(self, key: int) -> Optional[Step]:
+        consumers = self.graph.consumers(key)
+        if len(consumers) != 1 or self.graph.is_output(key):
+            return None
+        return self.graph.steps[consumers[0]]
+
+    def feeds_concat_only(self, key: int) -> bool:
+        """True when `key` reaches a Concatenate through single-consumer same-scale ops:
+        the concat's shared range then quantizes it, and a second range would disagree."""
+        step = self.single_consumer(key)
+        while step is not None and _rule(step.layer).kind == SAME_SCALE:
+            step = self.single_consumer(step.outputs[0])
+        return step is not None and _rule(step.layer).kind == CONCAT
+
+    def call(self, layer, step: Step, inputs: Optional[list] = None):
+        """Call `layer` like the original node did, on the rewritten input tensors."""
+        tensors = inputs if inputs is not None else [self.tensors[k] for k in step.inputs]
+        mapping = {id(t): new for t, new in zip(step.node.input_tensors, tensors)}
+        args, kwargs = step.node.arguments.fill_in(mapping)
+        kwargs.pop("training", None)
+        return layer(*args, **kwargs)
+
+    def quantize(self, tensor, key: int, name: str, fixed_range=None):
+        if fixed_range is None and self.feeds_concat_only(key):
+            return tensor
+        return FakeQuant(fixed_range=fixed_range, name=f"{name}_quant")(tensor)
+
+    def run(self) -> tuple:
+        """Returns the new model's input and output tensors."""
+        inputs = []
+        for tensor, key in zip(self.graph.input_tensors, self.graph.inputs):
+            new_input = keras.Input(
+                shape=tensor.shape[1:], batch_size=tensor.shape[0], dtype=tensor.dtype,
+                name=tensor._keras_history[0].name,
+            )
+            inputs.append(new_input)
+            self.tensors[key] = self.quantize(new_input, key, tensor._keras_history[0].name)
+        for index, step in enumerate(self.graph.steps):
+            if index not in self.absorbed:
+                self.rewrite(step)
+        return inputs, [self.tensors[key] for key in self.graph.outputs]
+
+    def rewrite(self, step: Step) -> None:
+        layer = step.layer
+        kind = _rule(layer).kind
+        if kind == LINEAR:
+            self.rewrite_linear(step)
+        elif kind == BATCH_NORM:
+            raise UnsupportedLayerError(
+                layer.name, "BatchNormalization",
+                "only a BatchNormalization right after a Conv2D/DepthwiseConv2D/"
+                "SeparableConv2D/Dense (with no activation in between, and whose output "
+                "feeds only this BatchNormalization) can be folded. Move it there or remove it.",
+            )
+        elif kind == ACTIVATION:
+            self.rewrite_activation(step)
+        elif kind == SAME_SCALE:
+            self.tensors[step.outputs[0]] = self.call(_clone(layer), step)
+        else:  # OWN_RANGE and CONCAT: keep the op, quantize its output on its own range
+            output = self.call(_clone(layer), step)
+            if kind == OWN_RANGE and type(layer).__name__ == "Add":
+                output, step = self.fuse_activation(output, step)
+            self.tensors[step.outputs[0]] = self.quantize(output, step.outputs[0], layer.name)
+
+    def fuse_activation(self, output, step: Step):
+        """Apply a following ReLU/ReLU6 before quantizing, as TFLite fuses it into ADD."""
+        consumer = self.single_consumer(step.outputs[0])
+        if consumer is None or _rule(consumer.layer).kind != ACTIVATION:
+            return output, step
+        if activation_name(consumer.layer) not in FUSABLE:
+            return output, step
+        self.absorbed.add(self.graph.steps.index(consumer))
+        return self.call(_clone(consumer.layer), consumer, [output]), consumer
+
+    def rewrite_linear(self, step: Step) -> None:
+        layer = step.layer
+        if layer.get_config().get("data_format", "channels_last") != "channels_last":
+            raise UnsupportedLayerError(
+                layer.name, type(layer).__name__,
+                "TFLite-Micro runs channels_last (NHWC) only: rebuild with "
+                "data_format='channels_last'.",
+            )
+        if layer.get_config().get("groups", 1) != 1:
+            raise UnsupportedLayerError(
+                layer.name, type(layer).__name__,
+                "grouped convolution has no TFLite-Micro int8 kernel: use groups=1.",
+            )
+        activation = activation_name(layer)
+        batch_norm_layer, last = None, step
+        if activation == "linear":
+            consumer = self.single_consumer(step.outputs[0])
+            if consumer is not None and _rule(consumer.layer).kind == BATCH_NORM:
+                batch_norm_layer, last = consumer.layer, consumer
+                self.absorbed.add(self.graph.steps.index(consumer))
+                _check_batch_norm_axis(consumer.layer)
+            consumer = self.single_consumer(last.outputs[0])
+            if consumer is not None and activation_name(consumer.layer) in FUSABLE and (
+                _rule(consumer.layer).kind == ACTIVATION
+            ):
+                activation, last = activation_name(consumer.layer), consumer
+                self.absorbed.add(self.graph.steps.index(consumer))
+        trailing = None
+        if activation not in FUSABLE + ("linear",):
+            trailing, activation = activation, "linear"
+        fold = {
+            "batch_norm": _batch_norm_config(batch_norm_layer),
+            "activation": activation,
+            "quantize_output": trailing is not None or not self.feeds_concat_only(last.outputs[0]),
+        }
+        new_layers = _rule(layer).make(layer, **fold)
+        tensor = self.tensors[step.inputs[0]]
+        for new_layer in new_layers:
+            tensor = new_layer(tensor)
+        _copy_weights(layer, batch_norm_layer, new_layers)
+        if trailing is not None:
+            tensor = self.quantize_activation(trailing, tensor, last.outputs[0], layer)
+        self.tensors[last.outputs[0]] = tensor
+
+    def rewrite_activation(self, step: Step) -> None:
+        layer = step.layer
+        output = self.call(_clone(layer), step)
+        self.tensors[step.outputs[0]] = self.quantize_activation(
+            activation_name(layer), output, step.outputs[0], layer, applied=True
+        )
+
+    def quantize_activation(self, name: str, tensor, key: int, layer, applied: bool = False):
+        if name == "linear":
+            return tensor
+        if name not in FIXED_RANGES and name not in FUSABLE:
+            raise UnsupportedLayerError(
+                layer.name, type(layer).__name__,
+                f"activation '{name}' has no int8 TFLite-Micro kernel tflw can match; use "
+                f"one of {', '.join(FUSABLE + tuple(FIXED_RANGES))}.",
+            )
+        if not applied:
+            tensor = keras.layers.Activation(name, name=f"{layer.name}_{name}")(tensor)
+        return self.quantize(tensor, key, layer.name, fixed_range=FIXED_RANGES.get(name))
+
+
+def _clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+    clone = type(layer).from_config(layer.get_config())
+    if layer.weights:
+        clone.build_from_config(layer.get_build_config())
+        clone.set_weights(layer.get_weights())
+    return clone
+
+
+def _check_batch_norm_axis(layer: keras.layers.Layer) -> None:
+    axis = layer.get_config()["axis"]
+    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+    rank = len(layer.input.shape)
+    if axis not in (-1, rank - 1):
+        raise UnsupportedLayerError(
+            layer.name, "BatchNormalization",
+            f"axis={axis} is not the channel axis; only channels-last BatchNorm folds into "
+            "TFLite kernels.",
+        )
+
+
+def _batch_norm_config(layer) -> Optional[dict]:
+    if layer is None:
+        return None
+    config = layer.get_config()
+    return {"epsilon": config["epsilon"], "center": config["center"], "scale": config["scale"]}
+
+
+def _copy_weights(layer, batch_norm_layer, new_layers: list) -> None:
+    target = new_layers[-1]
+    if len(new_layers) == 2:  # SeparableConv2D: depthwise, then pointwise
+        new_layers[0].kernel.assign(layer.depthwise_kernel)
+        target.kernel.assign(layer.pointwise_kernel)
+    else:
+        target.kernel.assign(layer.kernel)
+    if getattr(layer, "use_bias", False):
+        target.bias.assign(layer.bias)
+    if batch_norm_layer is not None:
+        for name in ("gamma", "beta", "moving_mean", "moving_variance"):
+            if getattr(batch_norm_layer, name, None) is not None:
+                getattr(target, name).assign(getattr(batch_norm_layer, name))
+
+
+def quantize_keras3(model: keras.Model) -> keras.Model:
+    """Rewrite a Sequential/Functional Keras 3 model with tflw's int8 QAT layers."""
+    inputs, outputs = _Rewriter(read_graph(model)).run()
+    return keras.Model(
+        inputs if len(inputs) > 1 else inputs[0],
+        outputs if len(outputs) > 1 else outputs[0],
+        name=model.name,
+    )
