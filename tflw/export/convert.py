@@ -12,6 +12,7 @@ model_bytes = to_tflite(float_model, representative_data=x_train[:500])
 """
 
 import re
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -109,7 +110,10 @@ def to_tflite(model, representative_data: Optional[np.ndarray] = None) -> bytes:
         converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:
-        model_bytes = converter.convert()
+        with warnings.catch_warnings():
+            # QAT input ranges come from the fake-quant ops, not from "input statistics".
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            model_bytes = converter.convert()
     except Exception as error:  # the converter raises ConverterError or bare exceptions
         raise ConversionError(
             f"the TFLite converter failed on model '{model.name}':\n"

@@ -13,6 +13,7 @@ qat.fit(x_train, y_train, epochs=1)
 ```
 """
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -340,5 +341,6 @@ def quantize_keras3(model: keras.Model) -> keras.Model:
     return keras.Model(
         inputs if len(inputs) > 1 else inputs[0],
         outputs if len(outputs) > 1 else outputs[0],
-        name=model.name,
+        # TensorFlow's name scopes (predict, export) reject names like "my model".
+        name=re.sub(r"[^A-Za-z0-9_.-]", "_", model.name).lstrip("_.-") or "model",
     )

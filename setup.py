@@ -1,0 +1,27 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="tflw",
+    version="0.1.0",
+    description="Keras 3 models onto microcontrollers: int8 QAT, TFLite-Micro-verified "
+    "export, Arduino sketches.",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tflw", "tflw.*"]) + ["tflw.firmware_templates"],
+    package_dir={"tflw.firmware_templates": "firmware_templates"},
+    package_data={
+        "tflw": ["data/*.npz", "data/README.md", "export/*.json"],
+        "tflw.firmware_templates": ["*.h", "*.cc", "arduino/*.ino"],
+    },
+    install_requires=[
+        "tensorflow>=2.16",
+        "tensorflow-model-optimization>=0.8",
+        "tf-keras>=2.16",
+        "numpy",
+        "tflite-micro",
+        "pyyaml",
+    ],
+    extras_require={"test": ["pytest", "hypothesis"]},
+    entry_points={"console_scripts": ["tflw=tflw.cli:main"]},
+)

@@ -1,0 +1,94 @@
+"""Shared fixtures: tiny models and the bundled MNIST subset; `shared_data` reads
+../shared/data and skips when it is absent."""
+
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(file_name: str) -> Path:
+    """Path of a file in ../shared/data, or skip the test when it is not there."""
+    path = SHARED_DATA / file_name
+    if not path.is_file():
+        pytest.skip(f"{path} is not available")
+    return path
+
+
+def all_layers_model() -> keras.Model:
+    """A small model using every layer the spine must quantize."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 3), name="pixels")
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    y = keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    y = keras.layers.BatchNormalization()(y)
+    y = keras.layers.ReLU(6.0)(y)
+    y = keras.layers.Conv2D(8, 1)(y)
+    x = keras.layers.Add()([x, y])
+    x = keras.layers.Activation("relu")(x)
+    x = keras.layers.SeparableConv2D(8, 3, padding="same", activation="relu")(x)
+    a = keras.layers.MaxPooling2D()(x)
+    b = keras.layers.AveragePooling2D(2)(x)
+    x = keras.layers.Concatenate()([a, b])
+    x = keras.layers.ZeroPadding2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.1)(x)
+    x = keras.layers.Reshape((16,))(x)
+    x = keras.layers.Dense(12, activation="relu")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(10, name="classifier")(x)
+    outputs = keras.layers.Softmax()(x)
+    model = keras.Model(inputs, outputs, name="all_layers")
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
+    return model
+
+
+@pytest.fixture(scope="session")
+def pixels() -> np.ndarray:
+    return np.random.default_rng(1).uniform(0, 255, (300, 12, 12, 3)).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from tflw.data import load_mnist_subset
+
+    return load_mnist_subset()
+
+
+@pytest.fixture(scope="session")
+def trained_mnist_qat(mnist):
+    """A small conv model trained briefly on the bundled digits, then QAT'd."""
+    import tflw
+
+    keras.utils.set_random_seed(0)
+    (x_train, y_train), _ = mnist
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(8, 3, strides=2, use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(10)(x)
+    model = keras.Model(inputs, outputs, name="mnist_small")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile("adam", loss, metrics=["accuracy"])
+    model.fit(x_train[:3000], y_train[:3000], epochs=3, batch_size=64, verbose=0)
+    qat = tflw.quantize_model(model)
+    qat.compile(keras.optimizers.Adam(5e-4), loss, metrics=["accuracy"])
+    qat.fit(x_train[:3000], y_train[:3000], epochs=1, batch_size=64, verbose=0)
+    return model, qat
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

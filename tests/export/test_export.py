@@ -1,0 +1,131 @@
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import tflw
+from tests.conftest import all_layers_model
+from tflw.errors import (
+    InterpreterError,
+    MissingRepresentativeDataError,
+    OutputDirectoryError,
+    UncalibratedModelError,
+)
+from tflw.export.firmware import RESOLVER_METHODS
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, pixels):
+    qat = tflw.quantize_model(all_layers_model(), calibration_data=pixels)
+    out_dir = tmp_path_factory.mktemp("export") / "out"
+    return qat, tflw.export(qat, out_dir, sample_inputs=pixels[:50], name="all layers")
+
+
+def test_export_writes_a_fully_integer_verified_model(exported):
+    _, result = exported
+    report = json.loads((result.out_dir / "report.json").read_text())
+    assert report["inputs"][0]["dtype"] == "INT8" and report["outputs"][0]["dtype"] == "INT8"
+    assert report["flatbuffer_bytes"] == result.tflite_path.stat().st_size
+    assert report["verification"]["max_lsb_difference"] <= 1.001
+    assert result.arena_size >= result.arena_bytes > 0
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_c_array_compiled_with_gcc_reproduces_the_flatbuffer(exported, tmp_path):
+    _, result = exported
+    main = tmp_path / "main.c"
+    main.write_text(
+        '#include <stdio.h>\n#include "model_data.h"\n'
+        "int main(int c, char** v) { FILE* f = fopen(v[1], \"wb\");\n"
+        "  fwrite(g_model_data, 1, g_model_data_len, f); return fclose(f); }\n"
+    )
+    source = tmp_path / "model_data.c"
+    shutil.copy(result.out_dir / "model_data.cc", source)
+    binary = tmp_path / "dump"
+    subprocess.run(["gcc", "-std=c11", f"-I{result.out_dir}", str(main), str(source), "-o",
+                    str(binary)], check=True)
+    subprocess.run([str(binary), str(tmp_path / "copy.tflite")], check=True)
+    assert (tmp_path / "copy.tflite").read_bytes() == result.tflite_path.read_bytes()
+
+
+def test_sketch_resolver_lists_exactly_the_flatbuffer_ops(exported):
+    _, result = exported
+    sketch = result.sketch_path.read_text()
+    added = re.findall(r"resolver\.(Add\w+)\(\);", sketch)
+    expected = [RESOLVER_METHODS[op.name] for op in result.info.ops]
+    assert sorted(added) == sorted(expected)
+    assert f"MicroMutableOpResolver<{len(expected)}>" in sketch
+    assert f"kTensorArenaSize = {result.arena_size};" in sketch
+    assert result.sketch_path.parent.name == "all_layers"
+    assert (result.sketch_path.parent / "model_data.cc").is_file()
+
+
+def test_export_is_deterministic(exported, tmp_path, pixels):
+    qat, result = exported
+    again = tflw.export(qat, tmp_path / "again", sample_inputs=pixels[:50], name="all layers")
+    for name in ("model.tflite", "model_data.cc", "report.json"):
+        assert (again.out_dir / name).read_bytes() == (result.out_dir / name).read_bytes()
+
+
+def test_float_model_needs_representative_data(tmp_path):
+    with pytest.raises(MissingRepresentativeDataError, match="representative_data"):
+        tflw.export(all_layers_model(), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_float_model_post_training_quantized(tmp_path, pixels):
+    result = tflw.export(all_layers_model(), tmp_path / "ptq", representative_data=pixels)
+    assert result.report["quantization"].startswith("post-training")
+    check = result.verification
+    assert np.abs(check.outputs[0] - check.reference_outputs[0]).mean() < 0.02
+
+
+def test_uncalibrated_qat_model_is_refused_without_partial_output(tmp_path):
+    with pytest.raises(UncalibratedModelError, match="calibrate"):
+        tflw.export(tflw.quantize_model(all_layers_model()), tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_folder_is_not_clobbered(exported, tmp_path, pixels):
+    qat, _ = exported
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "mine.txt").write_text("x")
+    with pytest.raises(OutputDirectoryError, match="overwrite=True"):
+        tflw.export(qat, tmp_path / "keep")
+    assert (tmp_path / "keep" / "mine.txt").read_text() == "x"
+
+
+def test_unwritable_folder_is_a_clear_error(exported, tmp_path):
+    qat, _ = exported
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(OutputDirectoryError, match="a_file"):
+        tflw.export(qat, blocker / "out")
+
+
+def test_interpreter_failure_does_not_kill_the_caller():
+    from tflw.export.tflm import run_tflm
+
+    with pytest.raises(InterpreterError):
+        run_tflm(b"TFL3" + bytes(60), [np.zeros((1, 4), np.int8)], output_count=1)
+
+
+def test_tf_keras_model_goes_through_tfmot(tmp_path):
+    tf_keras = pytest.importorskip("tf_keras")
+    model = tf_keras.Sequential([
+        tf_keras.Input((6, 6, 1)),
+        tf_keras.layers.Conv2D(4, 3, activation="relu"),
+        tf_keras.layers.Flatten(),
+        tf_keras.layers.Dense(3),
+    ])
+    qat = tflw.quantize_model(model)
+    data = np.random.default_rng(0).uniform(0, 1, (64, 6, 6, 1)).astype("float32")
+    qat.compile("adam", "mse")
+    qat.fit(data, np.zeros((64, 3)), epochs=1, verbose=0)
+    result = tflw.export(qat, tmp_path / "tfmot", sample_inputs=data)
+    assert result.report["quantization"] == "QAT, tfmot (tf_keras)"
+    assert result.verification.max_lsb_difference <= 2.001

@@ -1,0 +1,27 @@
+import subprocess
+import sys
+
+import numpy as np
+
+import tflw
+from tests.conftest import all_layers_model
+from tflw.cli import main
+
+
+def test_help_names_every_command():
+    out = subprocess.run([sys.executable, "-m", "tflw", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for command in ("demo", "export", "verify"):
+        assert command in out.stdout
+
+
+def test_export_and_verify_from_the_command_line(tmp_path, pixels, capsys):
+    qat = tflw.quantize_model(all_layers_model(), calibration_data=pixels)
+    qat.save(tmp_path / "qat.keras")
+    np.save(tmp_path / "x.npy", pixels[:20])
+    assert main(["export", str(tmp_path / "qat.keras"), str(tmp_path / "out"),
+                 "--data", str(tmp_path / "x.npy")]) == 0
+    assert main(["verify", str(tmp_path / "out" / "model.tflite"), str(tmp_path / "x.npy"),
+                 "--reference", str(tmp_path / "qat.keras")]) == 0
+    assert "argmax agreement" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "qat.keras"), str(tmp_path / "out")]) == 1

@@ -1,0 +1,5 @@
+import sys
+
+from tflw.cli import main
+
+sys.exit(main())

@@ -1,0 +1,102 @@
+"""The `tflw` command: demo, export, verify."""
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+
+from tflw.errors import TflwError
+
+
+def _demo(args) -> None:
+    from tflw.demo import run_demo
+
+    run_demo(out_dir=args.out, float_epochs=args.epochs, qat_epochs=args.qat_epochs)
+
+
+def _load_array(path: Optional[str]) -> Optional[np.ndarray]:
+    if path is None:
+        return None
+    try:
+        return np.load(path)
+    except (OSError, ValueError) as error:
+        raise TflwError(f"cannot read inputs from '{path}' ({error}): give a .npy file") from error
+
+
+def _export(args) -> None:
+    from tflw.export import export
+
+    result = export(
+        args.model, args.out, representative_data=_load_array(args.data),
+        name=args.name, overwrite=args.force,
+    )
+    print(f"wrote {result.out_dir}/: {result.flatbuffer_bytes:,} B flatbuffer, "
+          f"arena {result.arena_bytes:,} B measured (kTensorArenaSize {result.arena_size:,})")
+    if result.verification is not None:
+        check = result.verification
+        print(f"TFLite-Micro vs Keras: argmax agreement {check.argmax_agreement:.2%}, "
+              f"max difference {check.max_lsb_difference:.2f} LSB")
+
+
+def _verify(args) -> None:
+    from tflw.export import verify
+
+    reference = None
+    if args.reference:
+        import keras
+
+        import tflw  # noqa: F401  (registers tflw's layers for loading)
+
+        reference = keras.saving.load_model(args.reference)
+    result = verify(args.model, _load_array(args.inputs), reference=reference)
+    print(f"ran {len(result.outputs[0])} samples in TFLite-Micro; arena {result.arena_bytes:,} B")
+    if reference is not None:
+        print(f"argmax agreement {result.argmax_agreement:.2%}, "
+              f"max difference {result.max_lsb_difference:.2f} LSB")
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="tflw",
+        description="Take a Keras model onto a microcontroller: int8 QAT, export to a "
+        "fully-integer .tflite checked in TFLite-Micro, C array and Arduino sketch.",
+    )
+    commands = main.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="train, quantize, export and verify a CNN on "
+                               "bundled MNIST digits (a few minutes on a CPU)")
+    demo.add_argument("--out", default="tflw-demo", help="output folder (default: tflw-demo)")
+    demo.add_argument("--epochs", type=int, default=12, help="float training epochs")
+    demo.add_argument("--qat-epochs", type=int, default=3, help="QAT fine-tuning epochs")
+    demo.set_defaults(run=_demo)
+
+    export = commands.add_parser("export", help="convert a .keras model and write firmware")
+    export.add_argument("model", help="a .keras file (tflw QAT model, or float model + --data)")
+    export.add_argument("out", help="output folder")
+    export.add_argument("--data", help=".npy of typical float inputs: required for a float "
+                        "model (post-training quantization), also used to verify")
+    export.add_argument("--name", help="sketch and C identifier name (default: model name)")
+    export.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    export.set_defaults(run=_export)
+
+    check = commands.add_parser("verify", help="run a .tflite in TFLite-Micro on inputs")
+    check.add_argument("model", help="a .tflite file")
+    check.add_argument("inputs", help=".npy of float inputs, sample axis first")
+    check.add_argument("--reference", help=".keras model to compare with (parity in LSBs)")
+    check.set_defaults(run=_verify)
+    return main
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except TflwError as error:
+        print(f"tflw {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
