@@ -54,13 +54,16 @@ class Rule:
     make: Optional[Callable] = None
 
 
+def _spatial(config: dict) -> dict:
+    """The options a Keras convolution and tflw's quantized one share."""
+    return {key: config[key] for key in ("strides", "padding", "dilation_rate", "use_bias")}
+
+
 def _conv2d(layer, **fold) -> list:
     config = layer.get_config()
     return [QuantConv2D(
-        filters=config["filters"], kernel_size=config["kernel_size"],
-        strides=config["strides"], padding=config["padding"],
-        dilation_rate=config["dilation_rate"], use_bias=config["use_bias"],
-        name=layer.name, **fold,
+        filters=config["filters"], kernel_size=config["kernel_size"], name=layer.name,
+        **_spatial(config), **fold,
     )]
 
 
@@ -68,9 +71,7 @@ def _depthwise_conv2d(layer, **fold) -> list:
     config = layer.get_config()
     return [QuantDepthwiseConv2D(
         kernel_size=config["kernel_size"], depth_multiplier=config["depth_multiplier"],
-        strides=config["strides"], padding=config["padding"],
-        dilation_rate=config["dilation_rate"], use_bias=config["use_bias"],
-        name=layer.name, **fold,
+        name=layer.name, **_spatial(config), **fold,
     )]
 
 
@@ -78,9 +79,7 @@ def _separable_conv2d(layer, **fold) -> list:
     config = layer.get_config()
     depthwise = QuantDepthwiseConv2D(
         kernel_size=config["kernel_size"], depth_multiplier=config["depth_multiplier"],
-        strides=config["strides"], padding=config["padding"],
-        dilation_rate=config["dilation_rate"], use_bias=False,
-        name=f"{layer.name}_depthwise",
+        name=f"{layer.name}_depthwise", **{**_spatial(config), "use_bias": False},
     )
     pointwise = QuantConv2D(
         filters=config["filters"], kernel_size=1, use_bias=config["use_bias"],
