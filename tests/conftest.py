@@ -2,11 +2,14 @@
 ../shared/data and skips when it is absent."""
 
 import os
-from pathlib import Path
 
-import keras
-import numpy as np
-import pytest
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+
+from pathlib import Path  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -90,5 +93,3 @@ def trained_mnist_qat(mnist):
     qat.fit(x_train[:3000], y_train[:3000], epochs=1, batch_size=64, verbose=0)
     return model, qat
 
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

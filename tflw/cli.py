@@ -46,8 +46,6 @@ def _verify(args) -> None:
     if args.reference:
         import keras
 
-        import tflw  # noqa: F401  (registers tflw's layers for loading)
-
         reference = keras.saving.load_model(args.reference)
     result = verify(args.model, _load_array(args.inputs), reference=reference)
     print(f"ran {len(result.outputs[0])} samples in TFLite-Micro; arena {result.arena_bytes:,} B")
@@ -96,7 +94,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"tflw {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

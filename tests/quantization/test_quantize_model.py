@@ -5,26 +5,21 @@ import pytest
 import tflw
 from tests.conftest import all_layers_model
 from tflw.errors import UnsupportedLayerError, UnsupportedModelError
+from tflw.export.convert import to_tflite
 from tflw.quantization import QuantConv2D, fake_quant_weights
 
 
 def test_every_listed_layer_matches_tflite_micro_within_one_lsb(pixels):
     qat = tflw.quantize_model(all_layers_model(), calibration_data=pixels)
-    result = tflw.verify(_flatbuffer(qat), pixels, reference=qat)
+    result = tflw.verify(to_tflite(qat), pixels, reference=qat)
     assert result.max_lsb_difference <= 1.001
     assert result.parity
-
-
-def _flatbuffer(model) -> bytes:
-    from tflw.export.convert import to_tflite
-
-    return to_tflite(model)
 
 
 def test_trained_model_argmax_agrees_with_tflite_micro(trained_mnist_qat, mnist):
     _, qat = trained_mnist_qat
     _, (x_test, _) = mnist
-    result = tflw.verify(_flatbuffer(qat), x_test[:500], reference=qat)
+    result = tflw.verify(to_tflite(qat), x_test[:500], reference=qat)
     assert result.argmax_agreement >= 0.99
     assert result.max_lsb_difference <= 1.001
 

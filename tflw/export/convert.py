@@ -24,12 +24,9 @@ from tflw.errors import (
     UncalibratedModelError,
 )
 from tflw.export.flatbuffer import read_flatbuffer
+from tflw.model_kind import is_tf_keras_model
 
 REPRESENTATIVE_SAMPLES = 300
-
-
-def is_tf_keras_model(model) -> bool:
-    return type(model).__module__.split(".")[0] == "tf_keras"
 
 
 def _sublayers(model) -> list:

@@ -20,7 +20,8 @@ from tflw import __version__
 from tflw.errors import OutputDirectoryError
 from tflw.export.c_array import c_array_files
 from tflw.export.c_names import c_identifier
-from tflw.export.convert import is_quantization_aware, is_tf_keras_model, to_tflite
+from tflw.export.convert import is_quantization_aware, to_tflite
+from tflw.model_kind import is_tf_keras_model
 from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
 from tflw.export.verify import VerifyResult, verify

@@ -7,12 +7,8 @@ import keras
 import numpy as np
 
 from tflw.errors import UnsupportedModelError
+from tflw.model_kind import is_tf_keras_model
 from tflw.quantization.quantize_model import quantize_keras3
-
-
-def is_tf_keras_model(model) -> bool:
-    """True for a legacy Keras 2 (`tf_keras`) model."""
-    return type(model).__module__.split(".")[0] == "tf_keras"
 
 
 def quantize_model(model, calibration_data: Optional[Union[np.ndarray, Iterable]] = None):
