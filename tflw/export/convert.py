@@ -17,6 +17,7 @@ from typing import Optional
 
 import numpy as np
 
+from tflw.conversion_trace import for_conversion
 from tflw.errors import (
     ConversionError,
     MissingRepresentativeDataError,
@@ -69,7 +70,8 @@ def _converter(model, tf):
     function = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
     # Freezing makes every variable a constant, so each FakeQuant has constant ranges the
     # converter can fold into int8 quantization parameters.
-    frozen = convert_variables_to_constants_v2(function.get_concrete_function(*specs))
+    with for_conversion():
+        frozen = convert_variables_to_constants_v2(function.get_concrete_function(*specs))
     return tf.lite.TFLiteConverter.from_concrete_functions([frozen])
 
 

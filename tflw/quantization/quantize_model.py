@@ -23,6 +23,7 @@ from tflw.errors import UnsupportedLayerError
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
 from tflw.quantization.graph import Graph, Step, read_graph
+from tflw.quantization.pooling import QuantGlobalAveragePooling2D
 
 # Kinds of rule: how a layer's output tensor is quantized.
 LINEAR = "linear"            # weights: fold BN, fuse ReLU, fake-quant kernel and output
@@ -31,6 +32,7 @@ ACTIVATION = "activation"    # fused into the producer when it can be, else own 
 OWN_RANGE = "own_range"      # the op rescales: its output gets its own learned range
 SAME_SCALE = "same_scale"    # output keeps the input's scale: no quantizer
 CONCAT = "concat"            # one range shared by every input and the output
+POOLED_MEAN = "pooled_mean"  # quantizes its own input and output to match TFLM's MEAN
 
 # TFLite's fixed output quantization of these activations, as (min, max) real ranges.
 FIXED_RANGES = {
@@ -106,7 +108,7 @@ LAYER_RULES = {
     "Softmax": Rule(ACTIVATION),
     "Add": Rule(OWN_RANGE),
     "AveragePooling2D": Rule(OWN_RANGE),
-    "GlobalAveragePooling2D": Rule(OWN_RANGE),
+    "GlobalAveragePooling2D": Rule(POOLED_MEAN),
     "Rescaling": Rule(OWN_RANGE),
     "Normalization": Rule(OWN_RANGE),
     "Concatenate": Rule(CONCAT),
@@ -152,6 +154,8 @@ class _Rewriter:
         self.graph = graph
         self.tensors: dict = {}
         self.absorbed: set = set()
+        # Tensors left without a quantizer because their consumer quantizes them.
+        self.unquantized: set = set()
 
     def single_consumer(self, key: int) -> Optional[Step]:
         consumers = self.graph.consumers(key)
@@ -159,10 +163,13 @@ class _Rewriter:
             return None
         return self.graph.steps[consumers[0]]
 
-    def feeds_concat_only(self, key: int) -> bool:
-        """True when `key` reaches a Concatenate through single-consumer same-scale ops:
-        the concat's shared range then quantizes it, and a second range would disagree."""
+    def quantized_by_consumer(self, key: int) -> bool:
+        """True when the consumer of `key` quantizes it: a Concatenate reached through
+        single-consumer same-scale ops (its shared range quantizes every input, and a
+        second range would disagree), or a pooled mean that is its only consumer."""
         step = self.single_consumer(key)
+        if step is not None and _rule(step.layer).kind == POOLED_MEAN:
+            return True
         while step is not None and _rule(step.layer).kind == SAME_SCALE:
             step = self.single_consumer(step.outputs[0])
         return step is not None and _rule(step.layer).kind == CONCAT
@@ -176,7 +183,8 @@ class _Rewriter:
         return layer(*args, **kwargs)
 
     def quantize(self, tensor, key: int, name: str, fixed_range=None):
-        if fixed_range is None and self.feeds_concat_only(key):
+        if fixed_range is None and self.quantized_by_consumer(key):
+            self.unquantized.add(key)
             return tensor
         return FakeQuant(fixed_range=fixed_range, name=f"{name}_quant")(tensor)
 
@@ -211,11 +219,34 @@ class _Rewriter:
             self.rewrite_activation(step)
         elif kind == SAME_SCALE:
             self.tensors[step.outputs[0]] = self.call(_clone(layer), step)
+        elif kind == POOLED_MEAN:
+            self.rewrite_pooled_mean(step)
         else:  # OWN_RANGE and CONCAT: keep the op, quantize its output on its own range
             output = self.call(_clone(layer), step)
             if kind == OWN_RANGE and type(layer).__name__ == "Add":
                 output, step = self.fuse_activation(output, step)
             self.tensors[step.outputs[0]] = self.quantize(output, step.outputs[0], layer.name)
+
+    def rewrite_pooled_mean(self, step: Step) -> None:
+        layer = step.layer
+        config = layer.get_config()
+        if config.get("data_format", "channels_last") != "channels_last":
+            raise UnsupportedLayerError(
+                layer.name, type(layer).__name__,
+                "TFLite-Micro runs channels_last (NHWC) only: rebuild with "
+                "data_format='channels_last'.",
+            )
+        if None in tuple(layer.input.shape[1:3]):
+            raise UnsupportedLayerError(
+                layer.name, type(layer).__name__,
+                "its input has no fixed height/width; TFLite-Micro needs static shapes: "
+                "give the model's Input a fixed size.",
+            )
+        pooled = QuantGlobalAveragePooling2D(
+            keepdims=config.get("keepdims", False),
+            owns_input=step.inputs[0] in self.unquantized, name=layer.name,
+        )
+        self.tensors[step.outputs[0]] = pooled(self.tensors[step.inputs[0]])
 
     def fuse_activation(self, output, step: Step):
         """Apply a following ReLU/ReLU6 before quantizing, as TFLite fuses it into ADD."""
@@ -257,10 +288,13 @@ class _Rewriter:
         trailing = None
         if activation not in FUSABLE + ("linear",):
             trailing, activation = activation, "linear"
+        quantize_output = trailing is not None or not self.quantized_by_consumer(last.outputs[0])
+        if not quantize_output:
+            self.unquantized.add(last.outputs[0])
         fold = {
             "batch_norm": _batch_norm_config(batch_norm_layer),
             "activation": activation,
-            "quantize_output": trailing is not None or not self.feeds_concat_only(last.outputs[0]),
+            "quantize_output": quantize_output,
         }
         new_layers = _rule(layer).make(layer, **fold)
         tensor = self.tensors[step.inputs[0]]

@@ -1,0 +1,63 @@
+"""What every benchmark shares: step timing, the printed table and the JSON file."""
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def step_timer(keras_module=keras, warmup: int = 20):
+    """A callback recording the wall time of each training batch, for `keras_module`
+    (Keras 3 or tf_keras: each accepts only its own callbacks). Its `median` skips the
+    warm-up (tracing) batches."""
+
+    class StepTimer(keras_module.callbacks.Callback):
+        times: list = []
+
+        def on_train_begin(self, logs=None):
+            self.times = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.times.append(time.perf_counter() - self._start)
+
+        @property
+        def median(self) -> float:
+            return float(np.median(self.times[warmup:] or self.times))
+
+    return StepTimer()
+
+
+def format_table(rows: Sequence[dict], columns: Sequence[tuple]) -> str:
+    """A plain-text table; `columns` are (key, header, format) triples."""
+    cells = [[header for _, header, _ in columns]] + [
+        ["-" if row.get(key) is None else fmt.format(row[key]) for key, _, fmt in columns]
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
+             for line in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def write_results(name: str, payload: dict) -> Path:
+    """Write `payload` with the machine and library versions to results/<name>.json."""
+    import tensorflow as tf
+
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {
+        "machine": {"platform": platform.platform(), "processor": platform.machine(),
+                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        **payload,
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path

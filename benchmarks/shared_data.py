@@ -1,0 +1,38 @@
+"""The one way tests and benchmarks reach the real datasets in ../shared/data.
+
+Nothing in the `tflw` package reads them: it ships its own small default data.
+"""
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def locate(file_name: str) -> Optional[Path]:
+    """Path of `file_name` in ../shared/data, or None when it is not there."""
+    path = SHARED_DATA / file_name
+    return path if path.is_file() else None
+
+
+def require(file_name: str) -> Path:
+    """Path of `file_name`, or exit with a message that says what is missing."""
+    path = locate(file_name)
+    if path is None:
+        raise SystemExit(
+            f"benchmark data {SHARED_DATA / file_name} is missing: place the shared datasets "
+            "beside the repository (../shared/data) to run this benchmark."
+        )
+    return path
+
+
+def load_mnist(path: Path) -> tuple:
+    """Full MNIST as float32 in [0, 1] with a channel axis: (x_train, y_train), (x_test, y_test)."""
+    with np.load(path) as data:
+        def images(key):
+            return (data[key].astype(np.float32) / 255.0)[..., None]
+
+        return (images("x_train"), data["y_train"].astype(np.int64)), (
+            images("x_test"), data["y_test"].astype(np.int64))

@@ -1,0 +1,35 @@
+import keras
+import numpy as np
+
+import tflw
+from tflw.export.convert import to_tflite
+from tflw.export.flatbuffer import read_flatbuffer
+from tflw.quantization.pooling import QuantGlobalAveragePooling2D
+
+
+def _pooling_model() -> keras.Model:
+    inputs = keras.Input((7, 7, 16))
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
+
+
+def _features(count: int) -> np.ndarray:
+    # Per-sample brightness spreads the means over the whole output range.
+    rng = np.random.default_rng(0)
+    return (rng.uniform(0, 6, (count, 7, 7, 16)) * rng.uniform(0, 1, (count, 1, 1, 1))).astype("float32")
+
+
+def test_global_average_pooling_is_bit_exact_with_tflite_micro_mean():
+    x = _features(300)
+    qat = tflw.quantize_model(_pooling_model(), calibration_data=x)
+    assert isinstance(qat.layers[-1], QuantGlobalAveragePooling2D) and qat.layers[-1].owns_input
+
+    model_bytes = to_tflite(qat)
+    result = tflw.verify(model_bytes, x, reference=qat)
+    assert result.max_lsb_difference == 0.0
+
+    # The same comparison against a mean rounded once shows what the emulation fixes.
+    info = read_flatbuffer(model_bytes)
+    q_in = info.inputs[0].quantize(x).astype(np.float64) - info.inputs[0].zero_point
+    once = np.floor(q_in.mean(axis=(1, 2)) * info.inputs[0].scale / info.outputs[0].scale + 0.5)
+    tflm = np.round(result.outputs[0] / info.outputs[0].scale)
+    assert np.mean(once != tflm) > 0.02
