@@ -13,6 +13,10 @@ qat.fit(x_train, y_train, epochs=1)
 result = tflw.export(qat, "build/mnist", sample_inputs=x_test[:200])
 print(result.flatbuffer_bytes, result.arena_size, result.verification.max_lsb_difference)
 check = tflw.verify(result.tflite_path, x_test, reference=qat)
+
+pruned = tflw.prune_model(model, tflw.PolynomialDecay(0.0, 0.5, 0, 1000), structure="channels")
+pruned.compile(...); pruned.fit(..., callbacks=[tflw.UpdatePruningStep()])
+small = tflw.strip_pruning(pruned)                    # fewer filters, same function
 ```
 """
 
@@ -20,16 +24,30 @@ __version__ = "0.1.0"
 
 from tflw import errors  # noqa: E402
 from tflw.export import ExportResult, VerifyResult, export, read_flatbuffer, verify  # noqa: E402
+from tflw.pruning import (  # noqa: E402
+    ConstantSparsity,
+    CubicSparsity,
+    PolynomialDecay,
+    UpdatePruningStep,
+    prune_model,
+    strip_pruning,
+)
 from tflw.quantization import calibrate, quantize_model  # noqa: E402
 
 __all__ = [
+    "ConstantSparsity",
+    "CubicSparsity",
     "ExportResult",
+    "PolynomialDecay",
+    "UpdatePruningStep",
     "VerifyResult",
     "__version__",
     "calibrate",
     "errors",
     "export",
+    "prune_model",
     "quantize_model",
     "read_flatbuffer",
+    "strip_pruning",
     "verify",
 ]

@@ -6,6 +6,7 @@ print(result.flatbuffer_bytes, result.arena_size, result.verification.max_lsb_di
 ```
 """
 
+import gzip
 import json
 import os
 import shutil
@@ -92,6 +93,14 @@ def _report(name, model, info, model_bytes, verification, compared) -> dict:
         "arena_bytes_measured": verification.arena_bytes,
         "arena_size": arena_size(verification.arena_bytes),
         "parameter_count": info.parameter_count,
+        # Zeros save flash only once compressed: TFLite-Micro runs dense kernels.
+        "gzip_bytes": len(gzip.compress(model_bytes, mtime=0)),
+        "macs": info.macs,
+        "layers": [
+            {"op": op.name, "output": op.output, "macs": op.macs, "weights": op.weights,
+             "sparsity": op.zero_weights / op.weights if op.weights else 0.0}
+            for op in info.operators
+        ],
         "ops": [
             {"name": op.name, "version": op.version,
              "resolver_method": RESOLVER_METHODS.get(op.name)}

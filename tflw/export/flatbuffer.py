@@ -62,12 +62,38 @@ class OpInfo:
 
 
 @dataclass(frozen=True)
+class OperatorCost:
+    """One operator of the graph: its multiply-accumulates and its weight tensor.
+
+    Attributes:
+        index: position in the graph's execution order.
+        name: builtin op name.
+        output: name of its output tensor (the converter names it after the Keras layer).
+        macs: multiply-accumulates per inference (CONV_2D, DEPTHWISE_CONV_2D,
+            FULLY_CONNECTED; 0 for the others).
+        weights: number of int8 weights, and `zero_weights` how many of them are 0.
+    """
+
+    index: int
+    name: str
+    output: str
+    macs: int
+    weights: int
+    zero_weights: int
+
+
+@dataclass(frozen=True)
 class FlatbufferInfo:
     ops: tuple
     inputs: tuple
     outputs: tuple
     float_tensors: tuple
     parameter_count: int
+    operators: tuple = ()
+
+    @property
+    def macs(self) -> int:
+        return sum(op.macs for op in self.operators)
 
 
 def _is_quantized(tensor) -> bool:
@@ -92,6 +118,31 @@ def _tensor_info(graph, index: int) -> TensorInfo:
     )
 
 
+def _macs(name: str, weight_shape: tuple, output_shape: tuple) -> int:
+    """MACs of one op from its int8 weight and output shapes (TFLite layouts)."""
+    if name == "CONV_2D":  # weights (out, kh, kw, in), output (1, oh, ow, out)
+        return int(np.prod(output_shape) * np.prod(weight_shape[1:]))
+    if name == "DEPTHWISE_CONV_2D":  # weights (1, kh, kw, channels)
+        return int(np.prod(output_shape) * weight_shape[1] * weight_shape[2])
+    if name == "FULLY_CONNECTED":  # weights (out, in)
+        return int(np.prod(output_shape) * weight_shape[1])
+    return 0
+
+
+def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:
+    output = graph.tensors[op.outputs[0]]
+    weights = zeros = macs = 0
+    if len(op.inputs) > 1 and op.inputs[1] >= 0:
+        tensor = graph.tensors[op.inputs[1]]
+        data = model.buffers[tensor.buffer].data
+        if data is not None and len(data) and _TYPE_NAMES[tensor.type] == "INT8":
+            values = np.frombuffer(bytes(np.asarray(data, np.uint8)), np.int8)
+            weights, zeros = int(values.size), int(np.sum(values == 0))
+            macs = _macs(name, tuple(int(d) for d in tensor.shape),
+                         tuple(int(d) for d in output.shape))
+    return OperatorCost(index, name, _name(output), macs, weights, zeros)
+
+
 def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
     """Parse `model_bytes` (a TFLite flatbuffer).
 
@@ -105,8 +156,9 @@ def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
     used: dict = {}
     float_tensors = []
     parameters = 0
-    for graph in model.subgraphs:
-        for op in graph.operators or []:
+    costs = []
+    for graph_index, graph in enumerate(model.subgraphs):
+        for index, op in enumerate(graph.operators or []):
             code = model.operatorCodes[op.opcodeIndex]
             builtin = get_builtin_code_from_operator_code(code)
             if builtin == schema_fb.BuiltinOperator.CUSTOM:
@@ -115,6 +167,8 @@ def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
             else:
                 name = _OP_NAMES[builtin]
                 used[name] = OpInfo(name, max(int(code.version), used.get(name, OpInfo(name, 0)).version))
+            if graph_index == 0:
+                costs.append(_operator_cost(model, graph, index, op, name))
         for tensor in graph.tensors:
             buffer = model.buffers[tensor.buffer]
             is_constant = buffer is not None and buffer.data is not None and len(buffer.data) > 0
@@ -131,4 +185,5 @@ def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
         outputs=tuple(_tensor_info(main, i) for i in main.outputs),
         float_tensors=tuple(float_tensors),
         parameter_count=parameters,
+        operators=tuple(costs),
     )

@@ -18,7 +18,6 @@ References:
 from typing import Sequence
 
 import keras
-from keras import ops
 
 
 class PruningSchedule:
@@ -28,24 +27,20 @@ class PruningSchedule:
     end_step: int
     frequency: int
 
-    def sparsity(self, step):
-        """Target sparsity at `step` (a Python number or a backend tensor)."""
+    def sparsity(self, step: int) -> float:
+        """Target sparsity at `step`."""
         raise NotImplementedError
 
-    def should_prune(self, step):
+    def should_prune(self, step: int) -> bool:
         """True at the steps where masks are recomputed: every `frequency` steps from
         `begin_step` until `end_step` (forever when `end_step` is -1), and at `end_step`."""
-        step = ops.convert_to_tensor(step, "int32")
-        started = ops.greater_equal(step, self.begin_step)
-        on_beat = ops.equal(ops.mod(step - self.begin_step, self.frequency), 0)
-        if self.end_step < 0:
-            return ops.logical_and(started, on_beat)
-        inside = ops.logical_and(started, ops.less_equal(step, self.end_step))
-        return ops.logical_and(inside, ops.logical_or(on_beat, ops.equal(step, self.end_step)))
+        if step < self.begin_step or (0 <= self.end_step < step):
+            return False
+        return (step - self.begin_step) % self.frequency == 0 or step == self.end_step
 
     def values(self, steps: Sequence[int]) -> list:
-        """Sparsity at each of `steps`, as floats (for printing or plotting)."""
-        return [float(self.sparsity(step)) for step in steps]
+        """Sparsity at each of `steps` (for printing or plotting)."""
+        return [self.sparsity(step) for step in steps]
 
     def __str__(self) -> str:
         last = self.end_step if self.end_step >= 0 else self.begin_step + 10 * self.frequency
@@ -78,8 +73,8 @@ class ConstantSparsity(PruningSchedule):
         self.target_sparsity = float(target_sparsity)
         self.begin_step, self.end_step, self.frequency = begin_step, end_step, frequency
 
-    def sparsity(self, step):
-        return ops.full((), self.target_sparsity) if not isinstance(step, int) else self.target_sparsity
+    def sparsity(self, step: int) -> float:
+        return self.target_sparsity
 
     def get_config(self) -> dict:
         return {"target_sparsity": self.target_sparsity, "begin_step": self.begin_step,
@@ -115,12 +110,10 @@ class PolynomialDecay(PruningSchedule):
         self.begin_step, self.end_step = begin_step, end_step
         self.power, self.frequency = float(power), frequency
 
-    def sparsity(self, step):
-        span = float(self.end_step - self.begin_step)
-        progress = ops.clip((ops.cast(step, "float32") - self.begin_step) / span, 0.0, 1.0)
-        value = self.final_sparsity + (self.initial_sparsity - self.final_sparsity) * (
+    def sparsity(self, step: int) -> float:
+        progress = min(max((step - self.begin_step) / (self.end_step - self.begin_step), 0.0), 1.0)
+        return self.final_sparsity + (self.initial_sparsity - self.final_sparsity) * (
             (1.0 - progress) ** self.power)
-        return float(value) if isinstance(step, int) else value
 
     def get_config(self) -> dict:
         return {"initial_sparsity": self.initial_sparsity, "final_sparsity": self.final_sparsity,

@@ -43,9 +43,11 @@ class _FoldedLinear(keras.layers.Layer):
         activation: str = "linear",
         quantize_output: bool = True,
         ema_decay: float = 0.99,
+        pruned: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.pruned = pruned
         if activation not in ACTIVATIONS:
             raise ValueError(f"{self.name}: activation must be one of {sorted(ACTIVATIONS)}")
         self.use_bias = use_bias
@@ -69,6 +71,11 @@ class _FoldedLinear(keras.layers.Layer):
     def build(self, input_shape):
         channels = self.channels = self.output_channels(input_shape)
         self.kernel = self.add_weight(name="kernel", shape=self.kernel_shape(input_shape))
+        if self.pruned:
+            # The pruning mask, frozen: pruned weights stay exactly zero in int8.
+            self.kernel_mask = self.add_weight(
+                name="kernel_mask", shape=self.kernel.shape, initializer="ones", trainable=False
+            )
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(channels,), initializer="zeros")
         if self.batch_norm is not None:
@@ -86,7 +93,7 @@ class _FoldedLinear(keras.layers.Layer):
 
     def folded_kernel_and_bias(self):
         """The kernel and bias TFLite will hold, before quantization."""
-        kernel = self.kernel
+        kernel = self.kernel * self.kernel_mask if self.pruned else self.kernel
         bias = self.bias if self.use_bias else ops.zeros((self.channels,))
         if self.batch_norm is None:
             return kernel, bias
@@ -121,6 +128,7 @@ class _FoldedLinear(keras.layers.Layer):
             activation=self.activation,
             quantize_output=self.quantize_output,
             ema_decay=self.ema_decay,
+            pruned=self.pruned,
         )
         return config
 

@@ -20,9 +20,10 @@ from typing import Callable, Optional
 import keras
 
 from tflw.errors import UnsupportedLayerError
+from tflw.pruning.wrappers import ChannelMasked, PruneLowMagnitude
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
-from tflw.quantization.graph import Graph, Step, read_graph
+from tflw.model_graph import Graph, Step, call_like, clone_layer, input_like, read_graph
 from tflw.quantization.pooling import QuantGlobalAveragePooling2D
 
 # Kinds of rule: how a layer's output tensor is quantized.
@@ -137,7 +138,13 @@ def activation_name(layer: keras.layers.Layer) -> str:
 
 
 def _rule(layer: keras.layers.Layer) -> Rule:
-    rule = LAYER_RULES.get(type(layer).__name__)
+    if isinstance(layer, ChannelMasked):
+        raise UnsupportedLayerError(
+            layer.name, "ChannelMasked",
+            "channel-pruned layers are removed, not quantized: call "
+            "tflw.strip_pruning(model) first, then quantize_model on the smaller model.",
+        )
+    rule = LAYER_RULES.get(type(_unpruned(layer)).__name__)
     if rule is None:
         raise UnsupportedLayerError(
             layer.name, type(layer).__name__,
@@ -177,10 +184,7 @@ class _Rewriter:
     def call(self, layer, step: Step, inputs: Optional[list] = None):
         """Call `layer` like the original node did, on the rewritten input tensors."""
         tensors = inputs if inputs is not None else [self.tensors[k] for k in step.inputs]
-        mapping = {id(t): new for t, new in zip(step.node.input_tensors, tensors)}
-        args, kwargs = step.node.arguments.fill_in(mapping)
-        kwargs.pop("training", None)
-        return layer(*args, **kwargs)
+        return call_like(step, layer, tensors)
 
     def quantize(self, tensor, key: int, name: str, fixed_range=None):
         if fixed_range is None and self.quantized_by_consumer(key):
@@ -192,10 +196,7 @@ class _Rewriter:
         """Returns the new model's input and output tensors."""
         inputs = []
         for tensor, key in zip(self.graph.input_tensors, self.graph.inputs):
-            new_input = keras.Input(
-                shape=tensor.shape[1:], batch_size=tensor.shape[0], dtype=tensor.dtype,
-                name=tensor._keras_history[0].name,
-            )
+            new_input = input_like(tensor)
             inputs.append(new_input)
             self.tensors[key] = self.quantize(new_input, key, tensor._keras_history[0].name)
         for index, step in enumerate(self.graph.steps):
@@ -218,11 +219,11 @@ class _Rewriter:
         elif kind == ACTIVATION:
             self.rewrite_activation(step)
         elif kind == SAME_SCALE:
-            self.tensors[step.outputs[0]] = self.call(_clone(layer), step)
+            self.tensors[step.outputs[0]] = self.call(clone_layer(layer), step)
         elif kind == POOLED_MEAN:
             self.rewrite_pooled_mean(step)
         else:  # OWN_RANGE and CONCAT: keep the op, quantize its output on its own range
-            output = self.call(_clone(layer), step)
+            output = self.call(clone_layer(layer), step)
             if kind == OWN_RANGE and type(layer).__name__ == "Add":
                 output, step = self.fuse_activation(output, step)
             self.tensors[step.outputs[0]] = self.quantize(output, step.outputs[0], layer.name)
@@ -256,10 +257,10 @@ class _Rewriter:
         if activation_name(consumer.layer) not in FUSABLE:
             return output, step
         self.absorbed.add(self.graph.steps.index(consumer))
-        return self.call(_clone(consumer.layer), consumer, [output]), consumer
+        return self.call(clone_layer(consumer.layer), consumer, [output]), consumer
 
     def rewrite_linear(self, step: Step) -> None:
-        layer = step.layer
+        pruned, layer = step.layer, _unpruned(step.layer)
         if layer.get_config().get("data_format", "channels_last") != "channels_last":
             raise UnsupportedLayerError(
                 layer.name, type(layer).__name__,
@@ -292,6 +293,7 @@ class _Rewriter:
         if not quantize_output:
             self.unquantized.add(last.outputs[0])
         fold = {
+            "pruned": pruned is not layer,
             "batch_norm": _batch_norm_config(batch_norm_layer),
             "activation": activation,
             "quantize_output": quantize_output,
@@ -301,13 +303,15 @@ class _Rewriter:
         for new_layer in new_layers:
             tensor = new_layer(tensor)
         _copy_weights(layer, batch_norm_layer, new_layers)
+        if pruned is not layer:
+            new_layers[-1].kernel_mask.assign(pruned.mask)
         if trailing is not None:
             tensor = self.quantize_activation(trailing, tensor, last.outputs[0], layer)
         self.tensors[last.outputs[0]] = tensor
 
     def rewrite_activation(self, step: Step) -> None:
         layer = step.layer
-        output = self.call(_clone(layer), step)
+        output = self.call(clone_layer(layer), step)
         self.tensors[step.outputs[0]] = self.quantize_activation(
             activation_name(layer), output, step.outputs[0], layer, applied=True
         )
@@ -326,12 +330,9 @@ class _Rewriter:
         return self.quantize(tensor, key, layer.name, fixed_range=FIXED_RANGES.get(name))
 
 
-def _clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-    clone = type(layer).from_config(layer.get_config())
-    if layer.weights:
-        clone.build_from_config(layer.get_build_config())
-        clone.set_weights(layer.get_weights())
-    return clone
+def _unpruned(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """The layer inside a `PruneLowMagnitude`; its mask is carried into the QAT layer."""
+    return layer.layer if isinstance(layer, PruneLowMagnitude) else layer
 
 
 def _check_batch_norm_axis(layer: keras.layers.Layer) -> None:

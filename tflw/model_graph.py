@@ -99,3 +99,44 @@ def _inline(functional: Functional, alias: dict, steps: list, seen: set) -> None
                     alias[id(outer)] = alias.get(id(inner_output), id(inner_output))
                 continue
             steps.append(Step(layer, node, inputs, [id(t) for t in node.outputs]))
+
+
+def clone_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """A new layer with the same config and weights."""
+    clone = type(layer).from_config(layer.get_config())
+    if layer.weights:
+        clone.build_from_config(layer.get_build_config())
+        clone.set_weights(layer.get_weights())
+    return clone
+
+
+def call_like(step: Step, layer: keras.layers.Layer, tensors: list):
+    """Call `layer` with the arguments of the original call in `step`, with its input
+    tensors replaced by `tensors` (same order as `step.inputs`)."""
+    mapping = {id(t): new for t, new in zip(step.node.input_tensors, tensors)}
+    args, kwargs = step.node.arguments.fill_in(mapping)
+    kwargs.pop("training", None)
+    return layer(*args, **kwargs)
+
+
+def input_like(tensor) -> keras.KerasTensor:
+    """A fresh `keras.Input` with the shape, dtype and name of a model input."""
+    return keras.Input(
+        shape=tensor.shape[1:], batch_size=tensor.shape[0], dtype=tensor.dtype,
+        name=tensor._keras_history[0].name,
+    )
+
+
+def replay(model: keras.Model, replace) -> keras.Model:
+    """A new model with the graph of `model`, each layer call made by `replace(step, tensors)`
+    (which returns the output tensor(s) of that call, built from new layers)."""
+    graph = read_graph(model)
+    inputs = [input_like(t) for t in graph.input_tensors]
+    tensors = dict(zip(graph.inputs, inputs))
+    for step in graph.steps:
+        outputs = replace(step, [tensors[key] for key in step.inputs])
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        tensors.update(zip(step.outputs, outputs))
+    outputs = [tensors[key] for key in graph.outputs]
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0],
+                       outputs if len(outputs) > 1 else outputs[0], name=model.name)
