@@ -1,6 +1,7 @@
 """What every benchmark shares: step timing, the printed table and the JSON file."""
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -8,6 +9,8 @@ from typing import Sequence
 
 import keras
 import numpy as np
+
+import tflw
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -34,6 +37,41 @@ def step_timer(keras_module=keras, warmup: int = 20):
             return float(np.median(self.times[warmup:] or self.times))
 
     return StepTimer()
+
+
+def compiled(model, learning_rate: float, keras_module=keras):
+    model.compile(
+        optimizer=keras_module.optimizers.Adam(learning_rate),
+        loss=keras_module.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def fit_timed(model, data, epochs: int, batch_size: int, keras_module=keras,
+              callbacks: Sequence = ()) -> float:
+    """Train and return the median seconds per step."""
+    timer = step_timer(keras_module)
+    model.fit(*data, epochs=epochs, batch_size=batch_size, verbose=2,
+              callbacks=[timer, *callbacks])
+    return timer.median
+
+
+def on_device(model, x_test, y_test, workdir: str, name: str, representative=None) -> dict:
+    """Export `model`, run every test digit in TFLite-Micro, compare with the model."""
+    result = tflw.export(model, os.path.join(workdir, name), representative_data=representative)
+    check = tflw.verify(result.tflite_path, x_test, reference=model)
+    return {
+        "tflm_accuracy": float(np.mean(check.outputs[0].argmax(-1) == y_test)),
+        "invoke_us": check.invoke_seconds * 1e6,
+        "gzip_bytes": result.report["gzip_bytes"],
+        "macs": result.report["macs"],
+        "argmax_agreement": check.argmax_agreement,
+        "max_lsb_difference": check.max_lsb_difference,
+        "outputs_over_1_lsb": float(np.mean(check.lsb_differences[0] > 1.001)),
+        "flatbuffer_bytes": result.flatbuffer_bytes,
+        "arena_bytes": result.arena_bytes,
+    }
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[tuple]) -> str:

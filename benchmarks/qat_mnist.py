@@ -18,10 +18,9 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import tflw  # noqa: E402
-from benchmarks.common import step_timer, format_table, write_results  # noqa: E402
+from benchmarks.common import compiled, fit_timed, format_table, on_device, write_results  # noqa: E402
 from benchmarks.shared_data import load_mnist, require  # noqa: E402
 from tflw.demo import build_demo_model  # noqa: E402
 
@@ -36,36 +35,6 @@ COLUMNS = (
     ("flatbuffer_bytes", "flash B", "{:,}"),
     ("arena_bytes", "arena B", "{:,}"),
 )
-
-
-def compiled(model, learning_rate: float, keras_module=keras):
-    model.compile(
-        optimizer=keras_module.optimizers.Adam(learning_rate),
-        loss=keras_module.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def fit_timed(model, data, epochs: int, batch_size: int, keras_module=keras) -> float:
-    """Train and return the median seconds per step."""
-    timer = step_timer(keras_module)
-    model.fit(*data, epochs=epochs, batch_size=batch_size, verbose=2, callbacks=[timer])
-    return timer.median
-
-
-def on_device(model, x_test, y_test, workdir: str, name: str, representative=None) -> dict:
-    """Export `model`, run every test digit in TFLite-Micro, compare with the model."""
-    result = tflw.export(model, os.path.join(workdir, name), representative_data=representative)
-    check = tflw.verify(result.tflite_path, x_test, reference=model)
-    return {
-        "tflm_accuracy": float(np.mean(check.outputs[0].argmax(-1) == y_test)),
-        "argmax_agreement": check.argmax_agreement,
-        "max_lsb_difference": check.max_lsb_difference,
-        "outputs_over_1_lsb": float(np.mean(check.lsb_differences[0] > 1.001)),
-        "flatbuffer_bytes": result.flatbuffer_bytes,
-        "arena_bytes": result.arena_bytes,
-    }
 
 
 def tfmot_run(float_model, train, x_test, y_test, args, workdir: str) -> dict:

@@ -5,6 +5,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
 
+import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
@@ -20,6 +21,23 @@ def shared_data(file_name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} is not available")
     return path
+
+
+def gcc_round_trip(c_files: dict, folder: Path) -> bytes:
+    """Compile `model_data.cc` (as C11) with a program that writes g_model_data back out."""
+    for name, text in c_files.items():
+        (folder / name).write_text(text)
+    (folder / "model_data.c").write_text(c_files["model_data.cc"])
+    (folder / "main.c").write_text(
+        '#include <stdio.h>\n#include "model_data.h"\n'
+        "int main(int c, char** v) { FILE* f = fopen(v[1], \"wb\");\n"
+        "  fwrite(g_model_data, 1, g_model_data_len, f); return fclose(f); }\n"
+    )
+    binary = folder / "dump"
+    subprocess.run(["gcc", "-std=c11", f"-I{folder}", str(folder / "main.c"),
+                    str(folder / "model_data.c"), "-o", str(binary)], check=True)
+    subprocess.run([str(binary), str(folder / "copy.bin")], check=True)
+    return (folder / "copy.bin").read_bytes()
 
 
 def all_layers_model() -> keras.Model:
@@ -48,13 +66,18 @@ def all_layers_model() -> keras.Model:
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(10, name="classifier")(x)
     outputs = keras.layers.Softmax()(x)
-    model = keras.Model(inputs, outputs, name="all_layers")
-    rng = np.random.default_rng(0)
+    return randomize_batch_norms(keras.Model(inputs, outputs, name="all_layers"))
+
+
+def randomize_batch_norms(model: keras.Model, seed: int = 0) -> keras.Model:
+    """Give every BatchNormalization trained-looking statistics, so folding is exercised."""
+    rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape))
+            layer.moving_mean.assign(rng.normal(0, 0.2, layer.moving_mean.shape))
             layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
+            layer.gamma.assign(rng.uniform(0.2, 1.5, layer.gamma.shape))
+            layer.beta.assign(rng.normal(0, 0.3, layer.beta.shape))
     return model
 
 

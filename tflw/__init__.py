@@ -17,12 +17,16 @@ check = tflw.verify(result.tflite_path, x_test, reference=qat)
 pruned = tflw.prune_model(model, tflw.PolynomialDecay(0.0, 0.5, 0, 1000), structure="channels")
 pruned.compile(...); pruned.fit(..., callbacks=[tflw.UpdatePruningStep()])
 small = tflw.strip_pruning(pruned)                    # fewer filters, same function
+
+distiller = tflw.Distiller(student=qat, teacher=big_float_model, temperature=4.0, alpha=0.1)
+distiller.compile("adam", loss, metrics=["accuracy"]); distiller.fit(x_train, y_train)
 ```
 """
 
 __version__ = "0.1.0"
 
 from tflw import errors  # noqa: E402
+from tflw.distillation import Distiller  # noqa: E402
 from tflw.export import ExportResult, VerifyResult, export, read_flatbuffer, verify  # noqa: E402
 from tflw.pruning import (  # noqa: E402
     ConstantSparsity,
@@ -37,6 +41,7 @@ from tflw.quantization import calibrate, quantize_model  # noqa: E402
 __all__ = [
     "ConstantSparsity",
     "CubicSparsity",
+    "Distiller",
     "ExportResult",
     "PolynomialDecay",
     "UpdatePruningStep",

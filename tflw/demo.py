@@ -14,27 +14,28 @@ from tflw.export import export, verify
 from tflw.quantization import quantize_model
 
 
-def build_demo_model(keras_module=keras) -> keras.Model:
+def build_demo_model(keras_module=keras, width: int = 16) -> keras.Model:
     """A 5-layer MCU-sized CNN for 28x28 digits, with every pattern QAT must handle.
 
     Args:
         keras_module: `keras` (Keras 3), or `tf_keras` to build the same network for
             tfmot, as the benchmarks do.
+        width: channels of the first block (the last conv has twice as many).
     """
     layers = keras_module.layers
     inputs = keras_module.Input((28, 28, 1), name="image")
-    x = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(inputs)
+    x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(inputs)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
     branch = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
     branch = layers.BatchNormalization()(branch)
     branch = layers.ReLU(6.0)(branch)
-    branch = layers.Conv2D(16, 1, use_bias=False)(branch)
+    branch = layers.Conv2D(width, 1, use_bias=False)(branch)
     branch = layers.BatchNormalization()(branch)
     x = layers.Add()([x, branch])
     x = layers.ReLU()(x)
     x = layers.MaxPooling2D()(x)
-    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(2 * width, 3, padding="same", activation="relu")(x)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.1)(x)
     outputs = layers.Dense(10, name="logits")(x)

@@ -48,3 +48,23 @@ class InputMismatchError(TflwError):
 
 class OutputDirectoryError(TflwError):
     """The output folder exists (and overwrite was not asked for) or cannot be written."""
+
+
+class ModelFileError(TflwError):
+    """A model file is missing or cannot be read."""
+
+
+class NonFiniteError(TflwError):
+    """Weights or data hold NaN or Inf (names the variable or the argument)."""
+
+
+class DynamicShapeError(UnsupportedModelError):
+    """A model input has an unknown size other than the batch: TFLite-Micro needs static shapes."""
+
+
+class UnsupportedOpError(ConversionError):
+    """The flatbuffer uses an op TFLite-Micro has no kernel for (names the op)."""
+
+
+class DegenerateQuantizationError(ConversionError):
+    """A tensor's quantization scale is zero or not finite (names the tensor)."""

@@ -1,13 +1,12 @@
 import json
 import re
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
 import tflw
-from tests.conftest import all_layers_model
+from tests.conftest import all_layers_model, gcc_round_trip
 from tflw.errors import (
     InterpreterError,
     MissingRepresentativeDataError,
@@ -36,19 +35,8 @@ def test_export_writes_a_fully_integer_verified_model(exported):
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 def test_c_array_compiled_with_gcc_reproduces_the_flatbuffer(exported, tmp_path):
     _, result = exported
-    main = tmp_path / "main.c"
-    main.write_text(
-        '#include <stdio.h>\n#include "model_data.h"\n'
-        "int main(int c, char** v) { FILE* f = fopen(v[1], \"wb\");\n"
-        "  fwrite(g_model_data, 1, g_model_data_len, f); return fclose(f); }\n"
-    )
-    source = tmp_path / "model_data.c"
-    shutil.copy(result.out_dir / "model_data.cc", source)
-    binary = tmp_path / "dump"
-    subprocess.run(["gcc", "-std=c11", f"-I{result.out_dir}", str(main), str(source), "-o",
-                    str(binary)], check=True)
-    subprocess.run([str(binary), str(tmp_path / "copy.tflite")], check=True)
-    assert (tmp_path / "copy.tflite").read_bytes() == result.tflite_path.read_bytes()
+    files = {name: (result.out_dir / name).read_text() for name in ("model_data.h", "model_data.cc")}
+    assert gcc_round_trip(files, tmp_path) == result.tflite_path.read_bytes()
 
 
 def test_sketch_resolver_lists_exactly_the_flatbuffer_ops(exported):

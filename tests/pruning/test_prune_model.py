@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tflw
+from tests.conftest import randomize_batch_norms
 from tflw.errors import UnsupportedLayerError
 from tflw.export.convert import to_tflite
 from tflw.export.flatbuffer import read_flatbuffer
@@ -27,14 +28,7 @@ def residual_model() -> keras.Model:
     x = keras.layers.Conv2D(16, 3, activation="relu", name="head")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(5, name="classifier")(x)
-    model = keras.Model(inputs, outputs)
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.gamma.assign(rng.uniform(0.2, 1.5, layer.gamma.shape))
-            layer.beta.assign(rng.normal(0, 0.3, layer.beta.shape))
-            layer.moving_mean.assign(rng.normal(0, 0.2, layer.moving_mean.shape))
-    return model
+    return randomize_batch_norms(keras.Model(inputs, outputs))
 
 
 def data(count=128):

@@ -1,10 +1,8 @@
 import keras
 import numpy as np
-import pytest
 
 import tflw
 from tests.conftest import all_layers_model
-from tflw.errors import UnsupportedLayerError, UnsupportedModelError
 from tflw.export.convert import to_tflite
 from tflw.quantization import QuantConv2D, fake_quant_weights
 
@@ -67,33 +65,3 @@ def test_nested_model_is_flattened():
     qat = tflw.quantize_model(keras.Model(inputs, outputs))
     assert not any(isinstance(layer, keras.Model) for layer in qat.layers)
     assert sum(type(layer).__name__ == "QuantDense" for layer in qat.layers) == 2
-
-
-def test_subclassed_model_gets_a_rewrite_hint():
-    class Net(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = keras.layers.Dense(2)
-
-        def call(self, x):
-            return self.dense(x)
-
-    model = Net()
-    model(np.zeros((1, 3), np.float32))
-    with pytest.raises(UnsupportedModelError, match="Functional API"):
-        tflw.quantize_model(model)
-
-
-def test_unsupported_layer_is_named():
-    inputs = keras.Input((10, 3))
-    outputs = keras.layers.LSTM(4, name="my_lstm")(inputs)
-    with pytest.raises(UnsupportedLayerError, match="my_lstm"):
-        tflw.quantize_model(keras.Model(inputs, outputs))
-
-
-def test_batch_norm_after_activation_is_refused_with_the_fix():
-    inputs = keras.Input((4, 4, 1))
-    x = keras.layers.Conv2D(2, 3, activation="relu")(inputs)
-    outputs = keras.layers.BatchNormalization(name="late_bn")(x)
-    with pytest.raises(UnsupportedLayerError, match="late_bn"):
-        tflw.quantize_model(keras.Model(inputs, outputs))

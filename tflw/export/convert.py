@@ -25,6 +25,7 @@ from tflw.errors import (
     UncalibratedModelError,
 )
 from tflw.export.flatbuffer import read_flatbuffer
+from tflw.export.preflight import check_data, check_model
 from tflw.model_kind import is_tf_keras_model
 
 REPRESENTATIVE_SAMPLES = 300
@@ -88,9 +89,11 @@ def to_tflite(model, representative_data: Optional[np.ndarray] = None) -> bytes:
         MissingRepresentativeDataError: a float model without `representative_data`.
         UncalibratedModelError: a QAT model with an unset activation range.
         ConversionError / NotFullyIntegerError: the converter failed, or left float tensors.
+        DynamicShapeError / NonFiniteError / InputMismatchError: see `preflight`.
     """
     import tensorflow as tf
 
+    check_model(model)
     quantization_aware = is_quantization_aware(model)
     if quantization_aware:
         check_calibrated(model)
@@ -105,7 +108,8 @@ def to_tflite(model, representative_data: Optional[np.ndarray] = None) -> bytes:
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     if not quantization_aware:
-        samples = np.asarray(representative_data, dtype=np.float32)[:REPRESENTATIVE_SAMPLES]
+        samples = check_data(representative_data, "representative_data", model)
+        samples = samples[:REPRESENTATIVE_SAMPLES]
         converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:

@@ -18,13 +18,14 @@ from typing import Optional, Union
 import numpy as np
 
 from tflw import __version__
-from tflw.errors import OutputDirectoryError
+from tflw.errors import ModelFileError, OutputDirectoryError
 from tflw.export.c_array import c_array_files
 from tflw.export.c_names import c_identifier
 from tflw.export.convert import is_quantization_aware, to_tflite
 from tflw.model_kind import is_tf_keras_model
 from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
+from tflw.export.preflight import check_data
 from tflw.export.verify import VerifyResult, verify
 
 VERIFY_SAMPLES = 200
@@ -61,10 +62,18 @@ def _load(model):
     if isinstance(model, (str, os.PathLike)):
         import keras
 
+        import tflw.quantization  # noqa: F401  (registers tflw's layers for loading)
+
         path = Path(model)
         if not path.is_file():
-            raise OutputDirectoryError(f"model file '{path}' does not exist")
-        return keras.saving.load_model(path)
+            raise ModelFileError(f"model file '{path}' does not exist: give a .keras file path.")
+        try:
+            return keras.saving.load_model(path)
+        except Exception as error:  # Keras raises ValueError/OSError/zipfile errors alike
+            raise ModelFileError(
+                f"cannot load '{path}' as a Keras model ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:200]}). Save it with model.save('model.keras')."
+            ) from error
     return model
 
 
@@ -181,6 +190,8 @@ def export(
         True
     """
     model = _load(model)
+    if sample_inputs is not None:
+        check_data(sample_inputs, "sample_inputs", model)
     out_dir = Path(out_dir)
     staging = _staging_folder(out_dir, overwrite)
     try:

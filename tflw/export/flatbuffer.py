@@ -90,6 +90,7 @@ class FlatbufferInfo:
     float_tensors: tuple
     parameter_count: int
     operators: tuple = ()
+    degenerate_tensors: tuple = ()  # quantized tensors whose scale is 0 or not finite
 
     @property
     def macs(self) -> int:
@@ -157,6 +158,7 @@ def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
     float_tensors = []
     parameters = 0
     costs = []
+    degenerate = []
     for graph_index, graph in enumerate(model.subgraphs):
         for index, op in enumerate(graph.operators or []):
             code = model.operatorCodes[op.opcodeIndex]
@@ -174,6 +176,10 @@ def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
             is_constant = buffer is not None and buffer.data is not None and len(buffer.data) > 0
             if _TYPE_NAMES[tensor.type] in ("FLOAT32", "FLOAT16"):
                 float_tensors.append(_name(tensor))
+            if _is_quantized(tensor):
+                scales = np.asarray(tensor.quantization.scale, np.float64)
+                if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+                    degenerate.append(_name(tensor))
             if is_constant and _TYPE_NAMES[tensor.type] == "INT8":
                 parameters += int(np.prod(tensor.shape))
             elif is_constant and _TYPE_NAMES[tensor.type] == "INT32" and _is_quantized(tensor):
@@ -186,4 +192,5 @@ def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
         float_tensors=tuple(float_tensors),
         parameter_count=parameters,
         operators=tuple(costs),
+        degenerate_tensors=tuple(degenerate),
     )

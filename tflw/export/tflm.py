@@ -1,7 +1,8 @@
 """Run a flatbuffer in the real TFLite-Micro interpreter without risking the caller.
 
 ```python
-outputs, arena_bytes = run_tflm(model_bytes, [x_int8], output_count=1)
+run = run_tflm(model_bytes, [x_int8], output_count=1)
+run.outputs[0], run.arena_bytes, run.invoke_seconds
 ```
 """
 
@@ -10,7 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -27,12 +28,20 @@ _ABORT_HINTS = (
 )
 
 
+class TflmRun(NamedTuple):
+    """What one worker run returns."""
+
+    outputs: list  # one array per model output, sample axis first
+    arena_bytes: int  # smallest arena in which AllocateTensors() succeeded
+    invoke_seconds: float  # mean wall time of one Invoke() on this host
+
+
 def run_tflm(
     model_bytes: bytes,
     inputs: Sequence[np.ndarray],
     output_count: int,
     timeout_s: float = 600.0,
-) -> tuple:
+) -> "TflmRun":
     """Invoke `model_bytes` on each sample of `inputs` in a separate Python process.
 
     Args:
@@ -42,7 +51,7 @@ def run_tflm(
         timeout_s: the worker is killed after this many seconds.
 
     Returns:
-        (list of output arrays, sample axis first; smallest arena in bytes).
+        A `TflmRun`.
 
     Raises:
         InterpreterError: the interpreter refused the model, crashed or hung.
@@ -68,7 +77,7 @@ def run_tflm(
             raise InterpreterError(_explain(done.returncode, done.stderr))
         with np.load(reply) as data:
             outputs = [data[f"output_{i}"] for i in range(output_count)]
-            return outputs, int(data["arena_bytes"])
+            return TflmRun(outputs, int(data["arena_bytes"]), float(data["invoke_seconds"]))
 
 
 def _explain(returncode: int, stderr: str) -> str:

@@ -8,6 +8,7 @@ here means such an abort only ends this worker. Invoked by `tflw.export.tflm`:
 
 import os
 import sys
+import time
 
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
@@ -64,14 +65,18 @@ def run(request: dict) -> dict:
     interpreter = runtime.Interpreter.from_bytes(model, arena_size=arena)
     input_count, output_count = int(request["input_count"]), int(request["output_count"])
     outputs = [[] for _ in range(output_count)]
+    invoke_seconds = 0.0
     for sample in range(len(request["input_0"])):
         for index in range(input_count):
             interpreter.set_input(request[f"input_{index}"][sample:sample + 1], index)
+        start = time.perf_counter()
         interpreter.invoke()
+        invoke_seconds += time.perf_counter() - start
         for index in range(output_count):
             outputs[index].append(interpreter.get_output(index)[0])
     reply = {f"output_{index}": np.stack(values) for index, values in enumerate(outputs)}
     reply["arena_bytes"] = np.array(arena)
+    reply["invoke_seconds"] = np.array(invoke_seconds / len(request["input_0"]))
     return reply
 
 

@@ -7,13 +7,15 @@ print(result.argmax_agreement, result.max_lsb_difference, result.arena_bytes)
 """
 
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from tflw.errors import InputMismatchError
+from tflw.errors import InputMismatchError, ModelFileError, NonFiniteError
 from tflw.export.flatbuffer import read_flatbuffer
+from tflw.export.preflight import check_flatbuffer
 from tflw.export.tflm import run_tflm
 
 # Float noise in the reference (a sum of products in float32) can put a value exactly one
@@ -28,6 +30,8 @@ class VerifyResult:
     Attributes:
         outputs: dequantized outputs, one array per model output, sample axis first.
         arena_bytes: the smallest tensor arena in which the interpreter ran (host build).
+        invoke_seconds: mean time of one inference in the interpreter on this host (compare
+            models by its ratio; a microcontroller is orders of magnitude slower).
         reference_outputs: the reference model's outputs on the same (quantized) inputs.
         argmax_agreement: fraction of samples whose first output has the same argmax.
         max_lsb_difference: largest |TFLM - reference| over all outputs, in output LSBs.
@@ -35,6 +39,7 @@ class VerifyResult:
 
     outputs: list
     arena_bytes: int
+    invoke_seconds: float = 0.0
     reference_outputs: Optional[list] = None
     argmax_agreement: Optional[float] = None
     max_lsb_difference: Optional[float] = None
@@ -78,8 +83,9 @@ def verify(
         >>> result = tflw.verify("tflw-demo/model.tflite", x_test[:200], reference=qat)
         >>> assert result.parity and result.argmax_agreement > 0.99
     """
-    model_bytes = tflite if isinstance(tflite, (bytes, bytearray)) else open(tflite, "rb").read()
+    model_bytes = tflite if isinstance(tflite, (bytes, bytearray)) else _read(tflite)
     info = read_flatbuffer(model_bytes)
+    check_flatbuffer(info)
     values = _as_list(inputs)
     if len(values) != len(info.inputs):
         raise InputMismatchError(
@@ -91,13 +97,23 @@ def verify(
                 f"input '{tensor.name}' expects samples of shape {tensor.shape[1:]}, got "
                 f"{tuple(value.shape[1:])} (the first axis counts samples)."
             )
+        if not np.isfinite(np.asarray(value, np.float64)).all():
+            raise NonFiniteError(f"inputs for '{tensor.name}' hold NaN/Inf: clean the data.")
     quantized = [tensor.quantize(v) for v, tensor in zip(values, info.inputs)]
-    raw, arena_bytes = run_tflm(model_bytes, quantized, output_count=len(info.outputs))
-    outputs = [tensor.dequantize(r) for r, tensor in zip(raw, info.outputs)]
-    result = VerifyResult(outputs=outputs, arena_bytes=arena_bytes)
+    run = run_tflm(model_bytes, quantized, output_count=len(info.outputs))
+    outputs = [tensor.dequantize(r) for r, tensor in zip(run.outputs, info.outputs)]
+    result = VerifyResult(outputs=outputs, arena_bytes=run.arena_bytes,
+                          invoke_seconds=run.invoke_seconds)
     if reference is not None:
         _compare(result, reference, quantized, info)
     return result
+
+
+def _read(path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise ModelFileError(f"cannot read '{path}' ({error.strerror}): give a .tflite file.") from error
 
 
 def _compare(result: VerifyResult, reference, quantized: list, info) -> None:

@@ -59,6 +59,15 @@ class FakeQuant(keras.layers.Layer):
             self.range_max.assign(decay * self.range_max + (1.0 - decay) * batch_max)
         return fake_quant_range(inputs, self.range_min, self.range_max)
 
+    def scale(self):
+        """The int8 scale of this tensor: (max - min) / 255 (nudging keeps it)."""
+        return (self.range_max - self.range_min) / 255.0
+
+    def zero_point(self):
+        """The int8 zero point after TensorFlow's nudging (0 is exactly representable)."""
+        nudged = ops.clip(ops.round(-self.range_min / self.scale()), 0.0, 255.0)
+        return nudged - 128.0
+
     def get_config(self):
         config = super().get_config()
         config.update(ema_decay=self.ema_decay, fixed_range=self.fixed_range)

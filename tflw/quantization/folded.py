@@ -24,13 +24,16 @@ from typing import Optional
 import keras
 from keras import ops
 
+from tflw.conversion_trace import tracing_for_conversion
 from tflw.quantization.fake_quant import FakeQuant
-from tflw.quantization.quantizers import fake_quant_weights
+from tflw.quantization.input_link import LinksInputQuantizer
+from tflw.quantization.integer_arithmetic import requantize
+from tflw.quantization.quantizers import fake_quant_range, fake_quant_weights, weight_scale
 
 ACTIVATIONS = {"linear": lambda x: x, "relu": ops.relu, "relu6": ops.relu6}
 
 
-class _FoldedLinear(keras.layers.Layer):
+class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
     """Shared weights and fold/quantize logic; subclasses give the kernel shape and op."""
 
     # Axis of the folded kernel along which weights get one range each; None = per tensor.
@@ -109,16 +112,34 @@ class _FoldedLinear(keras.layers.Layer):
     def scale_kernel(self, kernel, scale):
         return kernel * scale
 
-    def quantized_kernel(self, kernel):
-        return fake_quant_weights(kernel, axis=self.per_channel_axis)
+    def quantized_kernel(self, kernel) -> tuple:
+        """The fake-quantized kernel and its scale per output channel (or one scalar)."""
+        axis = self.per_channel_axis
+        return fake_quant_weights(kernel, axis=axis), weight_scale(kernel, axis=axis)
 
     def call(self, inputs, training=False):
         kernel, bias = self.folded_kernel_and_bias()
-        outputs = self.linear(inputs, self.quantized_kernel(kernel)) + bias
-        outputs = ACTIVATIONS[self.activation](outputs)
-        if self.output_quant is not None:
-            outputs = self.output_quant(outputs, training=training)
-        return outputs
+        quantized_kernel, weight_scales = self.quantized_kernel(kernel)
+        accumulator = self.linear(inputs, quantized_kernel)
+        outputs = ACTIVATIONS[self.activation](accumulator + bias)
+        if self.output_quant is None:
+            return outputs
+        outputs = self.output_quant(outputs, training=training)
+        input_scale = self.input_scale()
+        # Training keeps the cheaper float rounding; evaluation and verify see the device's.
+        if training or input_scale is None or tracing_for_conversion():
+            return outputs
+        exact = self.integer_output(accumulator, bias, input_scale * weight_scales)
+        return outputs + ops.stop_gradient(exact - outputs)
+
+    def integer_output(self, accumulator, bias, unit):
+        """The output TFLite-Micro computes: the int32 accumulator plus the int32 bias
+        (rounded to the accumulator's scale `unit` = s_in * s_w), rescaled to the output
+        scale with its fixed-point double rounding, activation-clamped, as int8."""
+        total = ops.round(accumulator / unit) + ops.round(bias / unit)
+        s_out = self.output_quant.scale()
+        outputs = ACTIVATIONS[self.activation](requantize(total, unit / s_out) * s_out)
+        return fake_quant_range(outputs, self.output_quant.range_min, self.output_quant.range_max)
 
     def get_config(self):
         config = super().get_config()
@@ -203,10 +224,11 @@ class QuantDepthwiseConv2D(_Conv):
     def scale_kernel(self, kernel, scale):
         return kernel * ops.reshape(scale, ops.shape(kernel)[2:])
 
-    def quantized_kernel(self, kernel):
+    def quantized_kernel(self, kernel) -> tuple:
         h, w, channels, multiplier = ops.shape(kernel)
         flat = ops.reshape(kernel, (h, w, channels * multiplier))
-        return ops.reshape(fake_quant_weights(flat, axis=-1), (h, w, channels, multiplier))
+        quantized = ops.reshape(fake_quant_weights(flat, axis=-1), (h, w, channels, multiplier))
+        return quantized, weight_scale(flat, axis=-1)
 
     def linear(self, inputs, kernel):
         return ops.depthwise_conv(

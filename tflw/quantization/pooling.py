@@ -1,19 +1,23 @@
-"""`QuantGlobalAveragePooling2D`: global average pooling bit-exact with TFLite-Micro's MEAN.
+"""Average pooling bit-exact with TFLite-Micro: `QuantGlobalAveragePooling2D` (MEAN) and
+`QuantAveragePooling2D` (AVERAGE_POOL_2D).
 
 TFLite-Micro's int8 MEAN sums the int8 inputs, then rescales the sum by
 s_in / (s_out * n) in fixed point with *two* roundings (`MultiplyByQuantizedMultiplier`
 after folding 1/n into the multiplier, `reduce.h`). When s_in is several times s_out, as it
 usually is after pooling, the second rounding moves about one output in eight by one LSB
-compared with rounding the exact mean once. This layer reproduces those two roundings in
-its forward pass, so QAT trains on, and `tflw.verify` compares against, what the
-microcontroller computes. The gradient is that of the plain mean (straight-through).
+compared with rounding the exact mean once. In evaluation this layer reproduces those two
+roundings (it finds its input's scale in the producer's quantizer, see
+`tflw.quantization.input_link`), so `tflw.verify` compares against what the
+microcontroller computes; training uses the plain mean.
 
-It needs its input's scale, so it quantizes its input itself: the rewriter hands it the
-unquantized output of a producer whose only consumer it is. Otherwise (the input has other
-consumers) it is the plain mean followed by an output fake-quant.
+AVERAGE_POOL_2D keeps its input's scale and rounds the mean of the raw int8 values half
+away from zero; with the zero point in those values, ties go the other way from float
+rounding of the real mean. `QuantAveragePooling2D` reproduces that (for 'valid' padding,
+where every window counts all its elements).
 
 ```python
-y = QuantGlobalAveragePooling2D(owns_input=True)(conv_output_before_its_quantizer)
+y = QuantGlobalAveragePooling2D()(quantized_feature_map)
+y = QuantAveragePooling2D(pool_size=2)(quantized_feature_map)
 ```
 """
 
@@ -24,18 +28,16 @@ from keras import ops
 
 from tflw.conversion_trace import tracing_for_conversion
 from tflw.quantization.fake_quant import FakeQuant
+from tflw.quantization.input_link import LinksInputQuantizer
+from tflw.quantization.integer_arithmetic import (
+    frexp,
+    multiply_by_quantized_multiplier,
+    round_half_away_from_zero,
+)
 from tflw.quantization.quantizers import fake_quant_range
 
 
-def _scale(quantizer: FakeQuant):
-    return (quantizer.range_max - quantizer.range_min) / 255.0
-
-
-def _round_half_away(x):
-    return ops.sign(x) * ops.floor(ops.abs(x) + 0.5)
-
-
-def tflm_mean(x, count: int, input_quant: FakeQuant, output_quant: FakeQuant):
+def tflm_mean(x, count: int, input_scale, output_quant: FakeQuant):
     """The dequantized output of TFLite-Micro's int8 MEAN over the spatial axes.
 
     With acc = sum(q_in - z_in), ratio = s_in / s_out = f * 2^e (f in [0.5, 1)) and
@@ -47,50 +49,38 @@ def tflm_mean(x, count: int, input_quant: FakeQuant, output_quant: FakeQuant):
     then clamps y + z_out to int8. In float32 this matches except when a product lands
     within ~1e-7 (relative) of a rounding boundary.
     """
-    s_in, s_out = _scale(input_quant), _scale(output_quant)
-    acc = ops.round(ops.sum(x, axis=(1, 2)) / s_in)
-    ratio = s_in / s_out
-    e = ops.floor(ops.log2(ratio)) + 1.0
-    e = e + ops.cast(ratio / 2.0**e >= 1.0, "float32") - ops.cast(ratio / 2.0**e < 0.5, "float32")
+    s_out = output_quant.scale()
+    acc = ops.round(ops.sum(x, axis=(1, 2)) / input_scale)
+    f, e = frexp(input_scale / s_out)
     shift = ops.minimum(float(int(math.log2(count))), 31.0 + e)
-    left, right = ops.maximum(e - shift, 0.0), ops.maximum(shift - e, 0.0)
-    a = ops.floor(acc * (ratio / 2.0**e) * 2.0**shift / count * 2.0**left + 0.5)
-    y = _round_half_away(a / 2.0**right)
+    y = multiply_by_quantized_multiplier(acc, f * 2.0**shift / count, e - shift)
     return fake_quant_range(y * s_out, output_quant.range_min, output_quant.range_max)
 
 
 @keras.saving.register_keras_serializable(package="tflw")
-class QuantGlobalAveragePooling2D(keras.layers.Layer):
+class QuantGlobalAveragePooling2D(LinksInputQuantizer, keras.layers.Layer):
     """GlobalAveragePooling2D (channels_last) with int8 output, exact to TFLite-Micro.
 
     Args:
         keepdims: keep the pooled spatial axes as size 1, as Keras's layer does.
-        owns_input: quantize the input here (and match TFLite-Micro exactly); False when
-            the input is already quantized elsewhere (then only the output is quantized).
-        ema_decay: moving-average decay of the learned ranges.
+        ema_decay: moving-average decay of the learned output range.
     """
 
-    def __init__(self, keepdims: bool = False, owns_input: bool = True,
-                 ema_decay: float = 0.99, **kwargs):
+    def __init__(self, keepdims: bool = False, ema_decay: float = 0.99, **kwargs):
         super().__init__(**kwargs)
         self.keepdims = keepdims
-        self.owns_input = owns_input
         self.ema_decay = ema_decay
-        self.input_quant = FakeQuant(ema_decay, name="input_quant") if owns_input else None
         self.output_quant = FakeQuant(ema_decay, name="output_quant")
 
     def build(self, input_shape):
-        if self.owns_input:
-            self.input_quant.build(input_shape)
         self.output_quant.build(self.compute_output_shape(input_shape))
 
     def call(self, inputs, training=False):
-        x = self.input_quant(inputs, training=training) if self.owns_input else inputs
-        y = self.output_quant(ops.mean(x, axis=(1, 2)), training=training)
-        if self.owns_input and not tracing_for_conversion():
+        y = self.output_quant(ops.mean(inputs, axis=(1, 2)), training=training)
+        input_scale = self.input_scale()
+        if not training and input_scale is not None and not tracing_for_conversion():
             count = int(inputs.shape[1]) * int(inputs.shape[2])
-            exact = tflm_mean(x, count, self.input_quant, self.output_quant)
-            y = y + ops.stop_gradient(exact - y)
+            y = y + ops.stop_gradient(tflm_mean(inputs, count, input_scale, self.output_quant) - y)
         return ops.expand_dims(ops.expand_dims(y, 1), 1) if self.keepdims else y
 
     def compute_output_shape(self, input_shape):
@@ -100,6 +90,24 @@ class QuantGlobalAveragePooling2D(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(keepdims=self.keepdims, owns_input=self.owns_input,
-                      ema_decay=self.ema_decay)
+        config.update(keepdims=self.keepdims, ema_decay=self.ema_decay)
         return config
+
+
+@keras.saving.register_keras_serializable(package="tflw")
+class QuantAveragePooling2D(LinksInputQuantizer, keras.layers.AveragePooling2D):
+    """AveragePooling2D whose evaluation output is TFLite-Micro's int8 AVERAGE_POOL_2D:
+    round_half_away_from_zero(mean of the int8 inputs), on the input's own scale."""
+
+    keeps_input_scale = True  # for `input_quantizer`: the output has the input's quantizer
+
+    def call(self, inputs, training=False):
+        outputs = super().call(inputs)
+        quantizer = getattr(getattr(self, "_input_link", None), "quantizer", None)
+        if training or quantizer is None or self.padding != "valid" or tracing_for_conversion():
+            return outputs
+        scale, zero_point = quantizer.scale(), quantizer.zero_point()
+        count = float(self.pool_size[0] * self.pool_size[1])
+        window_sum = ops.round(super().call(ops.round(inputs / scale) + zero_point) * count)
+        exact = (round_half_away_from_zero(window_sum / count) - zero_point) * scale
+        return outputs + ops.stop_gradient(exact - outputs)

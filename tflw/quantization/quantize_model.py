@@ -24,7 +24,7 @@ from tflw.pruning.wrappers import ChannelMasked, PruneLowMagnitude
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
 from tflw.model_graph import Graph, Step, call_like, clone_layer, input_like, read_graph
-from tflw.quantization.pooling import QuantGlobalAveragePooling2D
+from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
 
 # Kinds of rule: how a layer's output tensor is quantized.
 LINEAR = "linear"            # weights: fold BN, fuse ReLU, fake-quant kernel and output
@@ -33,7 +33,7 @@ ACTIVATION = "activation"    # fused into the producer when it can be, else own 
 OWN_RANGE = "own_range"      # the op rescales: its output gets its own learned range
 SAME_SCALE = "same_scale"    # output keeps the input's scale: no quantizer
 CONCAT = "concat"            # one range shared by every input and the output
-POOLED_MEAN = "pooled_mean"  # quantizes its own input and output to match TFLM's MEAN
+POOLED_MEAN = "pooled_mean"  # own output range; rounds like TFLM's MEAN
 
 # TFLite's fixed output quantization of these activations, as (min, max) real ranges.
 FIXED_RANGES = {
@@ -50,7 +50,8 @@ class Rule:
 
     Args:
         kind: one of the kinds above.
-        make: for LINEAR layers, builds the tflw layers that replace it (see `_conv2d`).
+        make: builds the tflw layer(s) that replace it: for LINEAR layers a list (see
+            `_conv2d`), for SAME_SCALE layers one layer (default: a copy).
     """
 
     kind: str
@@ -108,7 +109,7 @@ LAYER_RULES = {
     "Activation": Rule(ACTIVATION),
     "Softmax": Rule(ACTIVATION),
     "Add": Rule(OWN_RANGE),
-    "AveragePooling2D": Rule(OWN_RANGE),
+    "AveragePooling2D": Rule(SAME_SCALE, lambda layer: QuantAveragePooling2D.from_config(layer.get_config())),
     "GlobalAveragePooling2D": Rule(POOLED_MEAN),
     "Rescaling": Rule(OWN_RANGE),
     "Normalization": Rule(OWN_RANGE),
@@ -161,8 +162,6 @@ class _Rewriter:
         self.graph = graph
         self.tensors: dict = {}
         self.absorbed: set = set()
-        # Tensors left without a quantizer because their consumer quantizes them.
-        self.unquantized: set = set()
 
     def single_consumer(self, key: int) -> Optional[Step]:
         consumers = self.graph.consumers(key)
@@ -171,12 +170,9 @@ class _Rewriter:
         return self.graph.steps[consumers[0]]
 
     def quantized_by_consumer(self, key: int) -> bool:
-        """True when the consumer of `key` quantizes it: a Concatenate reached through
-        single-consumer same-scale ops (its shared range quantizes every input, and a
-        second range would disagree), or a pooled mean that is its only consumer."""
+        """True when `key` reaches a Concatenate through single-consumer same-scale ops:
+        the concat's shared range then quantizes it, and a second range would disagree."""
         step = self.single_consumer(key)
-        if step is not None and _rule(step.layer).kind == POOLED_MEAN:
-            return True
         while step is not None and _rule(step.layer).kind == SAME_SCALE:
             step = self.single_consumer(step.outputs[0])
         return step is not None and _rule(step.layer).kind == CONCAT
@@ -188,7 +184,6 @@ class _Rewriter:
 
     def quantize(self, tensor, key: int, name: str, fixed_range=None):
         if fixed_range is None and self.quantized_by_consumer(key):
-            self.unquantized.add(key)
             return tensor
         return FakeQuant(fixed_range=fixed_range, name=f"{name}_quant")(tensor)
 
@@ -219,7 +214,8 @@ class _Rewriter:
         elif kind == ACTIVATION:
             self.rewrite_activation(step)
         elif kind == SAME_SCALE:
-            self.tensors[step.outputs[0]] = self.call(clone_layer(layer), step)
+            make = _rule(layer).make or clone_layer
+            self.tensors[step.outputs[0]] = self.call(make(layer), step)
         elif kind == POOLED_MEAN:
             self.rewrite_pooled_mean(step)
         else:  # OWN_RANGE and CONCAT: keep the op, quantize its output on its own range
@@ -243,10 +239,7 @@ class _Rewriter:
                 "its input has no fixed height/width; TFLite-Micro needs static shapes: "
                 "give the model's Input a fixed size.",
             )
-        pooled = QuantGlobalAveragePooling2D(
-            keepdims=config.get("keepdims", False),
-            owns_input=step.inputs[0] in self.unquantized, name=layer.name,
-        )
+        pooled = QuantGlobalAveragePooling2D(keepdims=config.get("keepdims", False), name=layer.name)
         self.tensors[step.outputs[0]] = pooled(self.tensors[step.inputs[0]])
 
     def fuse_activation(self, output, step: Step):
@@ -290,8 +283,6 @@ class _Rewriter:
         if activation not in FUSABLE + ("linear",):
             trailing, activation = activation, "linear"
         quantize_output = trailing is not None or not self.quantized_by_consumer(last.outputs[0])
-        if not quantize_output:
-            self.unquantized.add(last.outputs[0])
         fold = {
             "pruned": pruned is not layer,
             "batch_norm": _batch_norm_config(batch_norm_layer),

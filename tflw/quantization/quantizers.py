@@ -17,7 +17,9 @@ from typing import Optional
 import keras
 from keras import ops
 
-# A channel whose weights are all zero still needs a positive range for the converter.
+# A channel whose weights are all zero (a pruned filter) gets the tensor's largest range:
+# measured, the converter quantizes such a channel's bias as if it had that range, so any
+# other range would rescale the bias on the device.
 _MIN_WEIGHT_RANGE = 1e-8
 
 
@@ -43,15 +45,27 @@ def fake_quant_weights(weights, axis: Optional[int] = None, num_bits: int = 8):
         Jacob et al., "Quantization and Training of Neural Networks for Efficient
         Integer-Arithmetic-Only Inference", CVPR 2018.
     """
-    if axis is None:
-        reduce_axes = None
-    else:
-        axis = axis % len(weights.shape)
-        reduce_axes = tuple(i for i in range(len(weights.shape)) if i != axis)
-    max_abs = ops.maximum(ops.max(ops.abs(weights), axis=reduce_axes), _MIN_WEIGHT_RANGE)
+    max_abs = _max_abs(weights, axis)
     return keras.quantizers.fake_quant_with_min_max_vars(
-        weights, -max_abs, max_abs, num_bits=num_bits, narrow_range=True, axis=axis
+        weights, -max_abs, max_abs, num_bits=num_bits, narrow_range=True,
+        axis=None if axis is None else axis % len(weights.shape),
     )
+
+
+def weight_scale(weights, axis: Optional[int] = None, num_bits: int = 8):
+    """The scale s = max|w| / (2^(b-1) - 1) that `fake_quant_weights` uses (per channel
+    along `axis`, or one scalar)."""
+    return _max_abs(weights, axis) / (2.0 ** (num_bits - 1) - 1.0)
+
+
+def _max_abs(weights, axis: Optional[int]):
+    largest = ops.maximum(ops.max(ops.abs(weights)), _MIN_WEIGHT_RANGE)
+    if axis is None:
+        return largest
+    axis = axis % len(weights.shape)
+    reduce_axes = tuple(i for i in range(len(weights.shape)) if i != axis)
+    per_channel = ops.max(ops.abs(weights), axis=reduce_axes)
+    return ops.where(per_channel > _MIN_WEIGHT_RANGE, per_channel, largest)
 
 
 def fake_quant_range(x, range_min, range_max, num_bits: int = 8):

@@ -1,0 +1,111 @@
+"""Distillation on full MNIST: does a float teacher raise a tiny int8 student's accuracy?
+
+    python -m benchmarks.distill [--seeds 0 1 2]
+
+Teacher: the demo CNN at width 64 (float). Student: the same CNN at width 4, small enough
+for knowledge to matter. For each seed: the student trained on labels (A) or with the
+teacher's soft targets (B, T=4, alpha=0.1, cached teacher logits); then int8 QAT of A on
+labels (C) and of B with distillation (D). C and D run on the 10,000 test digits in
+TFLite-Micro. Target (issue 4): D - C larger than the spread over seeds.
+"""
+
+import argparse
+import os
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tflw  # noqa: E402
+from benchmarks.common import compiled, format_table, on_device, write_results  # noqa: E402
+from benchmarks.shared_data import load_mnist, require  # noqa: E402
+from tflw.demo import build_demo_model  # noqa: E402
+from tflw.distillation import teacher_logits  # noqa: E402
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+COLUMNS = (
+    ("run", "run", "{}"),
+    ("mean", "mean acc", "{:.2%}"),
+    ("spread", "spread (max-min)", "{:.2%}"),
+    ("per_seed", "per seed", "{}"),
+)
+
+
+def distilled(student, teacher, learning_rate: float, args) -> tflw.Distiller:
+    distiller = tflw.Distiller(student, teacher, temperature=args.temperature, alpha=args.alpha,
+                               cached_teacher_logits=True)
+    distiller.compile(keras.optimizers.Adam(learning_rate), LOSS, metrics=["accuracy"])
+    return distiller
+
+
+def one_seed(seed: int, teacher, logits, train, test, args, workdir: str) -> dict:
+    (x, y), (x_test, y_test) = train, test
+    fit = {"epochs": args.epochs, "batch_size": args.batch_size, "verbose": 2}
+    keras.utils.set_random_seed(seed)
+    alone = compiled(build_demo_model(width=args.student_width), 3e-3)
+    alone.fit(x, y, **fit)
+    keras.utils.set_random_seed(seed)
+    student = build_demo_model(width=args.student_width)
+    distilled(student, teacher, 3e-3, args).fit(x, (y, logits), **fit)
+    compiled(student, 3e-3)
+
+    qat_fit = {**fit, "epochs": args.qat_epochs}
+    qat_alone = compiled(tflw.quantize_model(alone), args.qat_learning_rate)
+    qat_alone.fit(x, y, **qat_fit)
+    qat_student = tflw.quantize_model(student)
+    distilled(qat_student, teacher, args.qat_learning_rate, args).fit(x, (y, logits), **qat_fit)
+    return {
+        "A student alone (float)": float(alone.evaluate(x_test, y_test, verbose=0)[1]),
+        "B student + KD (float)": float(student.evaluate(x_test, y_test, verbose=0)[1]),
+        "C QAT student alone (TFLM int8)":
+            on_device(qat_alone, x_test, y_test, workdir, f"alone_{seed}")["tflm_accuracy"],
+        "D QAT student + KD (TFLM int8)":
+            on_device(qat_student, x_test, y_test, workdir, f"kd_{seed}")["tflm_accuracy"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--qat-epochs", type=int, default=1)
+    parser.add_argument("--teacher-width", type=int, default=64)
+    parser.add_argument("--student-width", type=int, default=4)
+    parser.add_argument("--temperature", type=float, default=4.0)
+    parser.add_argument("--alpha", type=float, default=0.1)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--qat-learning-rate", type=float, default=5e-4)
+    args = parser.parse_args()
+
+    train, test = load_mnist(require("mnist.npz"))
+    workdir = tempfile.mkdtemp(prefix="tflw-bench-")
+    keras.utils.set_random_seed(100)
+    teacher = compiled(build_demo_model(width=args.teacher_width), 3e-3)
+    teacher.fit(*train, epochs=args.epochs, batch_size=args.batch_size, verbose=2)
+    teacher_accuracy = float(teacher.evaluate(*test, verbose=0)[1])
+    logits = teacher_logits(teacher, train[0])
+
+    results = [one_seed(seed, teacher, logits, train, test, args, workdir) for seed in args.seeds]
+    rows = [{"run": "teacher (float)", "mean": teacher_accuracy, "spread": 0.0,
+             "per_seed": f"{teacher_accuracy:.2%}"}]
+    for name in results[0]:
+        values = np.array([r[name] for r in results])
+        rows.append({"run": name, "mean": float(values.mean()),
+                     "spread": float(values.max() - values.min()),
+                     "per_seed": " ".join(f"{v:.2%}" for v in values)})
+    gain = np.array([r["D QAT student + KD (TFLM int8)"] - r["C QAT student alone (TFLM int8)"]
+                     for r in results])
+    print(format_table(rows, COLUMNS))
+    print(f"\nKD gain on the int8 student (D - C): {gain.mean():+.2%} "
+          f"(per seed {', '.join(f'{g:+.2%}' for g in gain)})")
+    path = write_results("distill", {
+        "settings": vars(args) | {"cpu_count": os.cpu_count()},
+        "runs": rows, "kd_gain_per_seed": gain.tolist(),
+    })
+    print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import tflw
+from tflw.conversion_trace import for_conversion
+from tflw.export.convert import to_tflite
+from tflw.export.flatbuffer import read_flatbuffer
+from tflw.quantization.integer_arithmetic import requantize
+
+
+def tflm_multiply(x: int, ratio: float) -> int:
+    """TFLite-Micro's QuantizeMultiplier + MultiplyByQuantizedMultiplier in exact integers."""
+    fraction, shift = math.frexp(ratio)
+    multiplier = round(fraction * (1 << 31))
+    if multiplier == 1 << 31:
+        multiplier, shift = multiplier // 2, shift + 1
+    left, right = max(shift, 0), max(-shift, 0)
+    product = (x << left) * multiplier
+    nudge = (1 << 30) if product >= 0 else 1 - (1 << 30)
+    total = product + nudge
+    high = total >> 31 if total >= 0 else -((-total) >> 31)  # C++ division truncates to zero
+    mask = (1 << right) - 1
+    threshold = (mask >> 1) + (1 if high < 0 else 0)
+    return (high >> right) + (1 if (high & mask) > threshold else 0)
+
+
+def test_requantize_matches_tflite_micro_fixed_point():
+    rng = np.random.default_rng(0)
+    x = rng.integers(-40000, 40000, 4000)
+    ratios = np.exp(rng.uniform(np.log(1e-4), np.log(3.0), 4000)).astype(np.float32)
+    ours = np.asarray(requantize(keras.ops.convert_to_tensor(x, "float32"), ratios))
+    theirs = np.array([tflm_multiply(int(a), float(r)) for a, r in zip(x, ratios)])
+    assert np.mean(ours == theirs) > 0.9995
+
+
+def single_layer_model(layer: keras.layers.Layer, shape: tuple) -> keras.Model:
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input(shape)
+    x = keras.layers.Conv2D(shape[-1], 1, activation="relu")(inputs) if len(shape) == 3 else inputs
+    return keras.Model(inputs, layer(x))
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (keras.layers.Conv2D(12, 3, activation="relu"), (9, 9, 5)),
+    (keras.layers.DepthwiseConv2D(3, activation="relu6"), (9, 9, 6)),
+    (keras.layers.Dense(10), (40,)),
+], ids=["conv", "depthwise", "dense"])
+def test_linear_layers_are_bit_exact_with_tflite_micro(layer, shape):
+    x = np.random.default_rng(0).normal(size=(1000 if len(shape) == 1 else 300, *shape)).astype("float32")
+    qat = tflw.quantize_model(single_layer_model(layer, shape), calibration_data=x)
+    model_bytes = to_tflite(qat)
+    result = tflw.verify(model_bytes, x, reference=qat)
+    assert result.max_lsb_difference < 1e-3
+
+    # Rounding once in float, as fake-quant alone does, misses some of TFLite-Micro's outputs.
+    with for_conversion():
+        float_rounded = np.asarray(qat(x, training=False))
+    scale = read_flatbuffer(model_bytes).outputs[0].scale
+    assert np.sum(np.abs(float_rounded - result.outputs[0]) > 0.5 * scale) > 0
+
+
+def test_an_all_zero_filter_keeps_its_bias_on_the_device():
+    # A pruned filter: its weight range must not shrink the int32 bias scale to overflow.
+    model = single_layer_model(keras.layers.Conv2D(6, 3, name="pruned"), (7, 7, 3))
+    kernel, bias = model.get_layer("pruned").get_weights()
+    kernel[..., 2] = 0.0
+    model.get_layer("pruned").set_weights([kernel, np.full_like(bias, 0.4)])
+    x = np.random.default_rng(1).normal(size=(50, 7, 7, 3)).astype("float32")
+    qat = tflw.quantize_model(model, calibration_data=x)
+    result = tflw.verify(to_tflite(qat), x, reference=qat)
+    assert result.parity
+    np.testing.assert_allclose(result.outputs[0][..., 2], 0.4, atol=read_flatbuffer(to_tflite(qat)).outputs[0].scale)

@@ -1,0 +1,78 @@
+"""Checks run before conversion and before the TFLite-Micro interpreter.
+
+Each turns what would be a converter stack trace, a silently wrong model or an
+interpreter abort into a `tflw` error that names the variable, input, tensor or op:
+
+```python
+check_model(model)                 # static input shapes, finite weights
+check_data(x, "representative_data", model)
+check_flatbuffer(info)             # TFLite-Micro kernels exist, scales are usable
+```
+"""
+
+import numpy as np
+
+from tflw.errors import (
+    DegenerateQuantizationError,
+    DynamicShapeError,
+    InputMismatchError,
+    NonFiniteError,
+    UnsupportedOpError,
+)
+from tflw.export.firmware import RESOLVER_METHODS
+from tflw.export.flatbuffer import FlatbufferInfo
+
+
+def check_model(model) -> None:
+    """Static input shapes (batch aside) and finite weights."""
+    for tensor in model.inputs:
+        if any(size is None for size in tuple(tensor.shape)[1:]):
+            raise DynamicShapeError(
+                f"model input '{tensor.name}' has shape {tuple(tensor.shape)}: TFLite-Micro needs "
+                "every size but the batch fixed. Build the model with keras.Input(shape=(...)) "
+                "of fixed sizes (the size you will feed on the device)."
+            )
+    for variable in model.weights:
+        values = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            count = int(np.size(values) - np.isfinite(values).sum())
+            path = getattr(variable, "path", variable.name)
+            raise NonFiniteError(
+                f"weight '{path}' holds {count} NaN/Inf value(s): training diverged or the "
+                "weights were loaded wrongly. Retrain with a lower learning rate or reload them."
+            )
+
+
+def check_data(data, argument: str, model) -> np.ndarray:
+    """`data` as float32, with the model's sample shape and finite values."""
+    values = np.asarray(data, dtype=np.float32)
+    expected = tuple(model.inputs[0].shape)[1:]
+    if values.ndim != len(expected) + 1 or tuple(values.shape[1:]) != expected:
+        raise InputMismatchError(
+            f"{argument} has shape {values.shape}; model input '{model.inputs[0].name}' takes "
+            f"samples of shape {expected} (the first axis counts samples)."
+        )
+    if len(values) == 0:
+        raise InputMismatchError(f"{argument} is empty: give at least one sample.")
+    if not np.isfinite(values).all():
+        bad = int(np.argmax(~np.isfinite(values).reshape(len(values), -1).all(axis=1)))
+        raise NonFiniteError(f"{argument} holds NaN/Inf (first in sample {bad}): clean the data.")
+    return values
+
+
+def check_flatbuffer(info: FlatbufferInfo) -> None:
+    """Every op has a TFLite-Micro kernel, every quantized tensor a usable scale."""
+    for op in info.ops:
+        if op.name not in RESOLVER_METHODS:
+            kind = "custom op" if op.custom else "op"
+            raise UnsupportedOpError(
+                f"{kind} {op.name} (version {op.version}) has no TFLite-Micro kernel: replace "
+                "the layer that produces it (see report.json's ops for the full list)."
+            )
+    if info.degenerate_tensors:
+        shown = ", ".join(info.degenerate_tensors[:3])
+        raise DegenerateQuantizationError(
+            f"tensor(s) {shown} have a zero or non-finite quantization scale: the activation "
+            "feeding them is constant (e.g. a dead ReLU or an all-zero channel) or its range "
+            "was never calibrated. Calibrate on real data, or remove the dead layer."
+        )

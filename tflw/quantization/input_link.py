@@ -1,0 +1,55 @@
+"""Which fake-quant layer holds the int8 scale of a layer's input.
+
+Reproducing TFLite-Micro's integer rescaling needs the input's scale, which lives in the
+producer's quantizer. While a functional model is built (and rebuilt by `.keras`
+loading), each quantized layer is called on a symbolic tensor; following that tensor's
+history back through layers that keep the scale (pooling max, reshape, dropout, padding)
+finds the quantizer. The link is a plain reference, not a tracked sublayer, so saving
+stores each variable once.
+"""
+
+from typing import Optional
+
+import keras
+
+from tflw.quantization.fake_quant import FakeQuant
+
+
+class _Link:
+    """An untracked reference (Keras tracks layers, lists and dicts, not plain objects)."""
+
+    def __init__(self, quantizer: FakeQuant):
+        self.quantizer = quantizer
+
+
+class LinksInputQuantizer:
+    """Mixin for a layer that needs its input's int8 scale (put it before keras.layers.Layer)."""
+
+    def __call__(self, inputs, *args, **kwargs):
+        if isinstance(inputs, keras.KerasTensor):
+            quantizer = input_quantizer(inputs)
+            self._input_link = None if quantizer is None else _Link(quantizer)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def input_scale(self):
+        """The input's int8 scale, or None when no quantizer was found for it."""
+        link = getattr(self, "_input_link", None)
+        return None if link is None else link.quantizer.scale()
+
+
+def input_quantizer(tensor) -> Optional[FakeQuant]:
+    """The FakeQuant whose output `tensor` is (through same-scale layers), or None."""
+    from tflw.quantization.quantize_model import LAYER_RULES, SAME_SCALE  # the one table
+
+    while isinstance(tensor, keras.KerasTensor):
+        layer, node_index, _ = tensor._keras_history
+        if isinstance(layer, FakeQuant):
+            return layer
+        if getattr(layer, "output_quant", None) is not None:
+            return layer.output_quant
+        rule = LAYER_RULES.get(type(layer).__name__)
+        same_scale = rule is not None and rule.kind == SAME_SCALE
+        if not (same_scale or getattr(layer, "keeps_input_scale", False)):
+            return None
+        tensor = layer._inbound_nodes[node_index].input_tensors[0]
+    return None
