@@ -129,17 +129,28 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         # Training keeps the cheaper float rounding; evaluation and verify see the device's.
         if training or input_scale is None or tracing_for_conversion():
             return outputs
-        exact = self.integer_output(accumulator, bias, input_scale * weight_scales)
+        exact = self.integer_output(accumulator, bias, input_scale * weight_scales, self.output_quant)
         return outputs + ops.stop_gradient(exact - outputs)
 
-    def integer_output(self, accumulator, bias, unit):
+    def integer_output(self, accumulator, bias, unit, quantizer: FakeQuant):
         """The output TFLite-Micro computes: the int32 accumulator plus the int32 bias
-        (rounded to the accumulator's scale `unit` = s_in * s_w), rescaled to the output
+        (rounded to the accumulator's scale `unit` = s_in * s_w), rescaled to `quantizer`'s
         scale with its fixed-point double rounding, activation-clamped, as int8."""
         total = ops.round(accumulator / unit) + ops.round(bias / unit)
-        s_out = self.output_quant.scale()
+        s_out = quantizer.scale()
         outputs = ACTIVATIONS[self.activation](requantize(total, unit / s_out) * s_out)
-        return fake_quant_range(outputs, self.output_quant.range_min, self.output_quant.range_max)
+        return fake_quant_range(outputs, quantizer.range_min, quantizer.range_max)
+
+    def requantized(self, outputs, quantizer: FakeQuant):
+        """What TFLite-Micro holds for this layer's float `outputs` (possibly max-pooled)
+        when a consumer's `quantizer` sets the output scale (a Concatenate's shared range);
+        None when the input scale is unknown. A clamped activation stays clamped."""
+        input_scale = self.input_scale()
+        if input_scale is None:
+            return None
+        kernel, bias = self.folded_kernel_and_bias()
+        unit = input_scale * self.quantized_kernel(kernel)[1]
+        return self.integer_output(outputs - bias, bias, unit, quantizer)
 
     def get_config(self):
         config = super().get_config()

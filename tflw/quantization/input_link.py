@@ -37,19 +37,32 @@ class LinksInputQuantizer:
         return None if link is None else link.quantizer.scale()
 
 
-def input_quantizer(tensor) -> Optional[FakeQuant]:
-    """The FakeQuant whose output `tensor` is (through same-scale layers), or None."""
+def _source(tensor):
+    """The layer that made `tensor`, looking through layers that keep their input's scale."""
     from tflw.quantization.quantize_model import LAYER_RULES, SAME_SCALE  # the one table
 
     while isinstance(tensor, keras.KerasTensor):
         layer, node_index, _ = tensor._keras_history
-        if isinstance(layer, FakeQuant):
-            return layer
-        if getattr(layer, "output_quant", None) is not None:
-            return layer.output_quant
         rule = LAYER_RULES.get(type(layer).__name__)
         same_scale = rule is not None and rule.kind == SAME_SCALE
         if not (same_scale or getattr(layer, "keeps_input_scale", False)):
-            return None
+            return layer
         tensor = layer._inbound_nodes[node_index].input_tensors[0]
+    return None
+
+
+def input_quantizer(tensor) -> Optional[FakeQuant]:
+    """The FakeQuant whose output `tensor` is (through same-scale layers), or None."""
+    layer = _source(tensor)
+    if isinstance(layer, FakeQuant):
+        return layer
+    return getattr(layer, "output_quant", None)
+
+
+def unquantized_producer(tensor):
+    """The tflw linear layer whose unquantized output `tensor` is (a consumer such as a
+    Concatenate quantizes it), or None."""
+    layer = _source(tensor)
+    if hasattr(layer, "requantized") and getattr(layer, "output_quant", 1) is None:
+        return layer
     return None

@@ -21,6 +21,7 @@ import keras
 
 from tflw.errors import UnsupportedLayerError
 from tflw.pruning.wrappers import ChannelMasked, PruneLowMagnitude
+from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
 from tflw.model_graph import Graph, Step, call_like, clone_layer, input_like, read_graph
@@ -218,7 +219,10 @@ class _Rewriter:
             self.tensors[step.outputs[0]] = self.call(make(layer), step)
         elif kind == POOLED_MEAN:
             self.rewrite_pooled_mean(step)
-        else:  # OWN_RANGE and CONCAT: keep the op, quantize its output on its own range
+        elif kind == CONCAT:
+            concat = QuantConcatenate(axis=layer.get_config()["axis"], name=layer.name)
+            self.tensors[step.outputs[0]] = self.call(concat, step)
+        else:  # OWN_RANGE: keep the op, quantize its output on its own range
             output = self.call(clone_layer(layer), step)
             if kind == OWN_RANGE and type(layer).__name__ == "Add":
                 output, step = self.fuse_activation(output, step)

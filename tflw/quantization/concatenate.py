@@ -1,0 +1,87 @@
+"""`QuantConcatenate`: Concatenate with one int8 range, exact to TFLite-Micro.
+
+TFLite's CONCATENATION needs every input on the output's scale. This layer fake-quantizes
+its unquantized inputs on the one shared range, so the converter puts them on it: a tflw
+linear layer that feeds only the concat writes straight to that scale (it has no
+quantizer of its own), and an input already quantized elsewhere gets a QUANTIZE op.
+(Without those quantizers, the converter adopts another input's scale for the concat and
+requantizes its output, rounding twice.) In evaluation this layer reproduces both
+paths: the producer's fixed-point output at the shared scale (`requantized`), and
+TFLite-Micro's requantization of the others.
+
+```python
+y = QuantConcatenate(axis=-1, name="concat")([conv_output, other_quantized_tensor])
+```
+"""
+
+import keras
+from keras import ops
+
+from tflw.conversion_trace import tracing_for_conversion
+from tflw.quantization.fake_quant import FakeQuant
+from tflw.quantization.input_link import input_quantizer, unquantized_producer
+from tflw.quantization.integer_arithmetic import requantize
+from tflw.quantization.quantizers import fake_quant_range
+
+
+class _Sources:
+    """Untracked references to each input's producer or quantizer."""
+
+    def __init__(self, tensors: list):
+        self.producers = [unquantized_producer(t) for t in tensors]
+        self.quantizers = [input_quantizer(t) for t in tensors]
+
+
+@keras.saving.register_keras_serializable(package="tflw")
+class QuantConcatenate(keras.layers.Concatenate):
+    """Concatenate whose output (and so every input) is quantized on one learned range."""
+
+    def __init__(self, ema_decay: float = 0.99, **kwargs):
+        super().__init__(**kwargs)
+        self.ema_decay = ema_decay
+        self.output_quant = FakeQuant(ema_decay, name="output_quant")
+
+    def __call__(self, inputs, *args, **kwargs):
+        if all(isinstance(t, keras.KerasTensor) for t in inputs):
+            self._sources = _Sources(list(inputs))
+        return super().__call__(inputs, *args, **kwargs)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.output_quant.build(self.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=False):
+        if training:  # one range over all inputs together
+            self.output_quant(super().call(inputs), training=True)
+        sources = getattr(self, "_sources", None)
+        quant = self.output_quant
+        # Quantize the unquantized inputs (and the output) on the shared range; an input
+        # with a quantizer of its own keeps it (the converter adds QUANTIZE, and a second
+        # fake-quant on it would leave a float tensor).
+        own = sources.quantizers if sources is not None else [None] * len(inputs)
+        parts = [x if q is not None else fake_quant_range(x, quant.range_min, quant.range_max)
+                 for x, q in zip(inputs, own)]
+        outputs = fake_quant_range(super().call(parts), quant.range_min, quant.range_max)
+        if training or sources is None or tracing_for_conversion():
+            return outputs
+        exact = [self._on_shared_scale(x, producer, quantizer)
+                 for x, producer, quantizer in zip(inputs, sources.producers, sources.quantizers)]
+        if any(part is None for part in exact):
+            return outputs
+        return outputs + ops.stop_gradient(super().call(exact) - outputs)
+
+    def compute_output_spec(self, inputs, training=False):
+        return super().compute_output_spec(inputs)
+
+    def _on_shared_scale(self, x, producer, quantizer):
+        if producer is not None:
+            return producer.requantized(x, self.output_quant)
+        if quantizer is None:
+            return None
+        # The converter's QUANTIZE op: int8 -> int8 with TFLite-Micro's Requantize.
+        s_out = self.output_quant.scale()
+        rescaled = requantize(ops.round(x / quantizer.scale()), quantizer.scale() / s_out) * s_out
+        return fake_quant_range(rescaled, self.output_quant.range_min, self.output_quant.range_max)
+
+    def get_config(self):
+        return {**super().get_config(), "ema_decay": self.ema_decay}
