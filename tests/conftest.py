@@ -1,26 +1,40 @@
-"""Shared fixtures: tiny models and the bundled MNIST subset; `shared_data` reads
-../shared/data and skips when it is absent."""
+"""Shared fixtures: tiny models and the bundled MNIST subset (the real datasets in
+../shared/data are for the benchmarks, read through benchmarks/shared_data.py)."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
 
+import json  # noqa: E402
 import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# TensorFlow fixes its logical devices at start-up, so two-replica runs get a process.
+TWO_CPU_REPLICAS = """
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, tflw
+keras.utils.set_random_seed(0)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+"""
 
 
-def shared_data(file_name: str) -> Path:
-    """Path of a file in ../shared/data, or skip the test when it is not there."""
-    path = SHARED_DATA / file_name
-    if not path.is_file():
-        pytest.skip(f"{path} is not available")
-    return path
+def run_with_two_replicas(script: str) -> dict:
+    """Run `script` after TWO_CPU_REPLICAS in a new Python; return the JSON it prints last."""
+    done = subprocess.run([sys.executable, "-c", TWO_CPU_REPLICAS + textwrap.dedent(script)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def gcc_round_trip(c_files: dict, folder: Path) -> bytes:
