@@ -36,6 +36,7 @@ RUNS = (
     # The stem is tied to the residual branch by the Add: prune it with its group.
     ("channels 25%", "channels", 0.25, ["logits"]),
     ("channels 30%", "channels", 0.3, ["logits"]),
+    ("channels 35%", "channels", 0.35, ["logits"]),
     ("channels 50%", "channels", 0.5, ["logits"]),
 )
 

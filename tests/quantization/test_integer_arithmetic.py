@@ -53,13 +53,16 @@ def test_linear_layers_are_bit_exact_with_tflite_micro(layer, shape):
     qat = tflw.quantize_model(single_layer_model(layer, shape), calibration_data=x)
     model_bytes = to_tflite(qat)
     result = tflw.verify(model_bytes, x, reference=qat)
-    assert result.max_lsb_difference < 1e-3
+    scale = read_flatbuffer(model_bytes).outputs[0].scale
+    # Off only where the float32 sum lands within ~1e-7 of a rounding boundary.
+    exact_misses = np.mean(np.abs(result.reference_outputs[0] - result.outputs[0]) > 0.5 * scale)
+    assert result.parity and exact_misses < 1e-4
 
-    # Rounding once in float, as fake-quant alone does, misses some of TFLite-Micro's outputs.
+    # Rounding once in float, as fake-quant alone does, misses far more of them.
     with for_conversion():
         float_rounded = np.asarray(qat(x, training=False))
-    scale = read_flatbuffer(model_bytes).outputs[0].scale
-    assert np.sum(np.abs(float_rounded - result.outputs[0]) > 0.5 * scale) > 0
+    float_misses = np.mean(np.abs(float_rounded - result.outputs[0]) > 0.5 * scale)
+    assert float_misses > 10 * exact_misses and float_misses > 0
 
 
 def test_an_all_zero_filter_keeps_its_bias_on_the_device():
