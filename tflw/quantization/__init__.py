@@ -7,17 +7,22 @@ tflw.quantization.calibrate(qat, x_train[:512])
 """
 
 from tflw.quantization.api import calibrate, quantize_model
+from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
+from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
 from tflw.quantization.quantize_model import LAYER_RULES, Rule
 from tflw.quantization.quantizers import fake_quant_range, fake_quant_weights
 
 __all__ = [
     "LAYER_RULES",
     "FakeQuant",
+    "QuantAveragePooling2D",
+    "QuantConcatenate",
     "QuantConv2D",
     "QuantDense",
     "QuantDepthwiseConv2D",
+    "QuantGlobalAveragePooling2D",
     "Rule",
     "calibrate",
     "fake_quant_range",
