@@ -31,10 +31,15 @@ class LinksInputQuantizer:
             self._input_link = None if quantizer is None else _Link(quantizer)
         return super().__call__(inputs, *args, **kwargs)
 
+    def linked_input_quantizer(self) -> Optional[FakeQuant]:
+        """The FakeQuant that quantizes this layer's input, or None when none was found."""
+        link = getattr(self, "_input_link", None)
+        return None if link is None else link.quantizer
+
     def input_scale(self):
         """The input's int8 scale, or None when no quantizer was found for it."""
-        link = getattr(self, "_input_link", None)
-        return None if link is None else link.quantizer.scale()
+        quantizer = self.linked_input_quantizer()
+        return None if quantizer is None else quantizer.scale()
 
 
 def _source(tensor):

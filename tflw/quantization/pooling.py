@@ -103,7 +103,7 @@ class QuantAveragePooling2D(LinksInputQuantizer, keras.layers.AveragePooling2D):
 
     def call(self, inputs, training=False):
         outputs = super().call(inputs)
-        quantizer = getattr(getattr(self, "_input_link", None), "quantizer", None)
+        quantizer = self.linked_input_quantizer()
         if training or quantizer is None or self.padding != "valid" or tracing_for_conversion():
             return outputs
         scale, zero_point = quantizer.scale(), quantizer.zero_point()
