@@ -73,6 +73,14 @@ def channel_pruned() -> keras.Model:
     return tflw.prune_model(tiny(), tflw.ConstantSparsity(0.5), structure="channels", skip=[])
 
 
+def vanishing_logits() -> keras.Model:
+    """Logits spanning ~1e-9, as in a random-init MobileNetV2: TFLite-Micro's softmax aborts."""
+    model = with_layer(keras.layers.Dense(3, activation="softmax", name="head"), (4,))
+    kernel = model.get_layer("head").kernel
+    kernel.assign(kernel.numpy() * 1e-9)
+    return model
+
+
 def export_to(tmp_path: Path, model_factory, **kwargs):
     return lambda: tflw.export(model_factory(), tmp_path / "out", **kwargs)
 
@@ -140,6 +148,9 @@ CASES = {
                                   errors.InputMismatchError, "sample_inputs"),
     "dynamic input shape": (lambda t: export_to(t, dynamic_input, representative_data=sample()),
                             errors.DynamicShapeError, "frames"),
+    "softmax of vanishing logits": (lambda t: export_to(
+        t, vanishing_logits, representative_data=sample()[:, 0, 0, :].repeat(2, axis=1)),
+        errors.DegenerateQuantizationError, "head_1/MatMul"),
     "missing model file": (lambda t: lambda: tflw.export(t / "nope.keras", t / "out"),
                            errors.ModelFileError, "nope.keras"),
     "not a keras file": (lambda t: (t.joinpath("bad.keras").write_text("junk"),

@@ -91,6 +91,7 @@ class FlatbufferInfo:
     parameter_count: int
     operators: tuple = ()
     degenerate_tensors: tuple = ()  # quantized tensors whose scale is 0 or not finite
+    softmax_inputs: tuple = ()  # (input tensor name, beta * input scale) of each int8 SOFTMAX
 
     @property
     def macs(self) -> int:
@@ -159,6 +160,7 @@ def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
     parameters = 0
     costs = []
     degenerate = []
+    softmax = []
     for graph_index, graph in enumerate(model.subgraphs):
         for index, op in enumerate(graph.operators or []):
             code = model.operatorCodes[op.opcodeIndex]
@@ -171,6 +173,10 @@ def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
                 used[name] = OpInfo(name, max(int(code.version), used.get(name, OpInfo(name, 0)).version))
             if graph_index == 0:
                 costs.append(_operator_cost(model, graph, index, op, name))
+            if name == "SOFTMAX" and _is_quantized(graph.tensors[op.inputs[0]]):
+                source = graph.tensors[op.inputs[0]]
+                softmax.append((_name(source),
+                                float(op.builtinOptions.beta) * float(source.quantization.scale[0])))
         for tensor in graph.tensors:
             buffer = model.buffers[tensor.buffer]
             is_constant = buffer is not None and buffer.data is not None and len(buffer.data) > 0
@@ -193,4 +199,5 @@ def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
         parameter_count=parameters,
         operators=tuple(costs),
         degenerate_tensors=tuple(degenerate),
+        softmax_inputs=tuple(softmax),
     )

@@ -76,3 +76,13 @@ def check_flatbuffer(info: FlatbufferInfo) -> None:
             "feeding them is constant (e.g. a dead ReLU or an all-zero channel) or its range "
             "was never calibrated. Calibrate on real data, or remove the dead layer."
         )
+    for tensor, beta_scale in info.softmax_inputs:
+        # TFLite-Micro's int8 SOFTMAX (PreprocessSoftmaxScaling) needs beta * scale * 2**26 > 1
+        # (26 = 31 - kScaledDiffIntegerBits) and aborts the process otherwise.
+        if beta_scale * 2.0**26 <= 1.0:
+            raise DegenerateQuantizationError(
+                f"SOFTMAX input '{tensor}' has scale {beta_scale:.3g}: TFLite-Micro's int8 "
+                f"softmax needs a scale above {2.0**-26:.3g} and aborts below it. The logits "
+                "span almost nothing (an untrained model, or activations that vanish); train "
+                "the model, or calibrate on data that gives it logits of real size."
+            )
