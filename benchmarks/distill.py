@@ -2,7 +2,8 @@
 
     python -m benchmarks.distill [--seeds 0 1 2]
 
-Teacher: the demo CNN at width 64 (float). Student: the same CNN at width 8. For each
+Teacher: a conventional float CNN (two 3x3 convs, a 128-unit dense layer; ~99 % on
+MNIST, 1.2 M parameters). Student: the demo CNN at width 8 (~1.5 k parameters). For each
 seed: the student trained on labels (A) or with the teacher's soft targets (B, T=2,
 alpha=0.5, cached teacher logits); then int8 QAT of A on labels (C) and of B with
 distillation (D). C and D run on the 10,000 test digits in
@@ -31,6 +32,19 @@ COLUMNS = (
     ("spread", "spread (max-min)", "{:.2%}"),
     ("per_seed", "per seed", "{}"),
 )
+
+
+def build_teacher() -> keras.Model:
+    """Far stronger than the student, as distillation needs: the demo CNN at width 64
+    saturates near 98 % (global pooling), and from it soft targets did not help."""
+    layers = keras.layers
+    inputs = keras.Input((28, 28, 1))
+    x = layers.Conv2D(32, 3, activation="relu")(inputs)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Dropout(0.25)(layers.Flatten()(x))
+    x = layers.Dropout(0.5)(layers.Dense(128, activation="relu")(x))
+    return keras.Model(inputs, layers.Dense(10)(x), name="teacher_cnn")
 
 
 def distilled(student, teacher, learning_rate: float, args) -> tflw.Distiller:
@@ -71,7 +85,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--qat-epochs", type=int, default=1)
-    parser.add_argument("--teacher-width", type=int, default=64)
+    parser.add_argument("--teacher-epochs", type=int, default=4)
     parser.add_argument("--student-width", type=int, default=8)
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.5)
@@ -82,8 +96,8 @@ def main() -> None:
     train, test = load_mnist(require("mnist.npz"))
     workdir = tempfile.mkdtemp(prefix="tflw-bench-")
     keras.utils.set_random_seed(100)
-    teacher = compiled(build_demo_model(width=args.teacher_width), 3e-3)
-    teacher.fit(*train, epochs=args.epochs, batch_size=args.batch_size, verbose=2)
+    teacher = compiled(build_teacher(), 1e-3)
+    teacher.fit(*train, epochs=args.teacher_epochs, batch_size=args.batch_size, verbose=2)
     teacher_accuracy = float(teacher.evaluate(*test, verbose=0)[1])
     logits = teacher_logits(teacher, train[0])
 

@@ -11,7 +11,7 @@ from tflw.cli import main
 def test_help_names_every_command():
     out = subprocess.run([sys.executable, "-m", "tflw", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for command in ("demo", "export", "verify"):
+    for command in ("demo", "export", "verify", "report"):
         assert command in out.stdout
 
 
@@ -25,3 +25,12 @@ def test_export_and_verify_from_the_command_line(tmp_path, pixels, capsys):
                  "--reference", str(tmp_path / "qat.keras")]) == 0
     assert "argmax agreement" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "qat.keras"), str(tmp_path / "out")]) == 1
+
+
+def test_report_prints_per_op_costs_and_the_board_budget(tmp_path, pixels, capsys):
+    qat = tflw.quantize_model(all_layers_model(), calibration_data=pixels)
+    qat.save(tmp_path / "qat.keras")
+    assert main(["report", str(tmp_path / "qat.keras"), "--board", "nano33ble"]) == 0
+    printed = capsys.readouterr().out
+    assert "DEPTHWISE_CONV_2D" in printed and "Arduino Nano 33 BLE Sense" in printed
+    assert main(["report", str(tmp_path / "qat.keras"), "--board", "uno"]) == 1

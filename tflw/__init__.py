@@ -20,12 +20,16 @@ small = tflw.strip_pruning(pruned)                    # fewer filters, same func
 
 distiller = tflw.Distiller(student=qat, teacher=big_float_model, temperature=4.0, alpha=0.1)
 distiller.compile("adam", loss, metrics=["accuracy"]); distiller.fit(x_train, y_train)
+
+print(tflw.analyze(qat, board="nano33ble"))          # per-op costs, arena, budget
+tflw.export(qat, "build/mnist", board="nano33ble")    # fails clearly if it does not fit
 ```
 """
 
 __version__ = "0.1.0"
 
-from tflw import errors  # noqa: E402
+from tflw import boards, errors  # noqa: E402
+from tflw.analysis import Analysis, analyze  # noqa: E402
 from tflw.distillation import Distiller  # noqa: E402
 from tflw.export import ExportResult, VerifyResult, export, read_flatbuffer, verify  # noqa: E402
 from tflw.pruning import (  # noqa: E402
@@ -39,6 +43,7 @@ from tflw.pruning import (  # noqa: E402
 from tflw.quantization import calibrate, quantize_model  # noqa: E402
 
 __all__ = [
+    "Analysis",
     "ConstantSparsity",
     "CubicSparsity",
     "Distiller",
@@ -47,6 +52,8 @@ __all__ = [
     "UpdatePruningStep",
     "VerifyResult",
     "__version__",
+    "analyze",
+    "boards",
     "calibrate",
     "errors",
     "export",

@@ -1,4 +1,4 @@
-"""The `tflw` command: demo, export, verify."""
+"""The `tflw` command: demo, export, verify, report."""
 
 import argparse
 import sys
@@ -29,7 +29,7 @@ def _export(args) -> None:
 
     result = export(
         args.model, args.out, representative_data=_load_array(args.data),
-        name=args.name, overwrite=args.force,
+        name=args.name, overwrite=args.force, board=args.board,
     )
     print(f"wrote {result.out_dir}/: {result.flatbuffer_bytes:,} B flatbuffer, "
           f"arena {result.arena_bytes:,} B measured (kTensorArenaSize {result.arena_size:,})")
@@ -54,7 +54,19 @@ def _verify(args) -> None:
               f"max difference {result.max_lsb_difference:.2f} LSB")
 
 
+def _report(args) -> None:
+    from tflw.analysis import analyze
+
+    analysis = analyze(args.model, representative_data=_load_array(args.data), board=args.board)
+    print(analysis)
+    if args.board:
+        analysis.check_fits()
+
+
 def parser() -> argparse.ArgumentParser:
+    from tflw.boards import BOARDS
+
+    boards = ", ".join(BOARDS)
     main = argparse.ArgumentParser(
         prog="tflw",
         description="Take a Keras model onto a microcontroller: int8 QAT, export to a "
@@ -76,6 +88,7 @@ def parser() -> argparse.ArgumentParser:
                         "model (post-training quantization), also used to verify")
     export.add_argument("--name", help="sketch and C identifier name (default: model name)")
     export.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    export.add_argument("--board", help=f"fail unless the model fits this board ({boards})")
     export.set_defaults(run=_export)
 
     check = commands.add_parser("verify", help="run a .tflite in TFLite-Micro on inputs")
@@ -83,6 +96,15 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("inputs", help=".npy of float inputs, sample axis first")
     check.add_argument("--reference", help=".keras model to compare with (parity in LSBs)")
     check.set_defaults(run=_verify)
+
+    report = commands.add_parser("report", help="per-op parameters, MACs, bytes and the "
+                                 "measured arena of a .keras or .tflite model")
+    report.add_argument("model", help="a .keras or .tflite file")
+    report.add_argument("--data", help=".npy of typical float inputs to calibrate a float "
+                        "model (sizes do not depend on it)")
+    report.add_argument("--board", help=f"check the budgets of this board ({boards}); "
+                        "exit 1 if the model does not fit")
+    report.set_defaults(run=_report)
     return main
 
 

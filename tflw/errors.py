@@ -68,3 +68,11 @@ class UnsupportedOpError(ConversionError):
 
 class DegenerateQuantizationError(ConversionError):
     """A tensor's quantization scale is zero or not finite (names the tensor)."""
+
+
+class UnknownBoardError(TflwError):
+    """A board key that `tflw.boards` does not know (lists the known ones)."""
+
+
+class ModelTooLargeError(TflwError):
+    """Model or arena exceeds the board's budget (says by how much and which layers dominate)."""

@@ -1,6 +1,7 @@
 """A corpus of bad inputs: each must raise the right tflw error, naming the culprit,
 and leave nothing half-written behind."""
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -151,6 +152,11 @@ CASES = {
     "softmax of vanishing logits": (lambda t: export_to(
         t, vanishing_logits, representative_data=sample()[:, 0, 0, :].repeat(2, axis=1)),
         errors.DegenerateQuantizationError, "head_1/MatMul"),
+    "unknown board": (lambda t: export_to(t, qat, board="arduino_uno"),
+                      errors.UnknownBoardError, "nano33ble"),
+    "model too large for the board": (lambda t: export_to(
+        t, qat, board=dataclasses.replace(tflw.boards.get("pico"), ram_bytes=41 * 1024)),
+        errors.ModelTooLargeError, "more than the 1,024 B left"),
     "missing model file": (lambda t: lambda: tflw.export(t / "nope.keras", t / "out"),
                            errors.ModelFileError, "nope.keras"),
     "not a keras file": (lambda t: (t.joinpath("bad.keras").write_text("junk"),

@@ -17,7 +17,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from tflw import __version__
+from tflw import __version__, boards
+from tflw.export.board_fit import check_fits
 from tflw.errors import ModelFileError, OutputDirectoryError
 from tflw.export.c_array import c_array_files
 from tflw.export.c_names import c_identifier
@@ -58,7 +59,8 @@ class ExportResult:
     report: dict
 
 
-def _load(model):
+def load_model(model):
+    """`model` itself, or the Keras model saved at a `.keras` path (`ModelFileError` if not)."""
     if isinstance(model, (str, os.PathLike)):
         import keras
 
@@ -126,6 +128,15 @@ def _report(name, model, info, model_bytes, verification, compared) -> dict:
     }
 
 
+def _board_report(board, info: FlatbufferInfo, verification: VerifyResult) -> dict:
+    return {
+        "key": board.key, "name": board.name,
+        "model_flash_budget": board.model_flash_budget, "arena_budget": board.arena_budget,
+        "latency_estimate_seconds": board.latency_seconds(info.macs),
+        "latency_source": f"estimate, {board.cycles_per_mac} cycles/MAC: {board.speed_source}",
+    }
+
+
 def _write(folder: Path, files: dict) -> None:
     for relative, content in files.items():
         path = folder / relative
@@ -161,6 +172,7 @@ def export(
     sample_inputs: Optional[np.ndarray] = None,
     name: Optional[str] = None,
     overwrite: bool = False,
+    board: Union[str, boards.Board, None] = None,
 ) -> ExportResult:
     """Convert, verify in TFLite-Micro, and write the firmware for `model`.
 
@@ -177,6 +189,9 @@ def export(
             first one becomes the sketch's example input.
         name: name of the sketch and C identifiers (default: the model's name).
         overwrite: replace an existing non-empty `out_dir`.
+        board: a `tflw.boards` key (e.g. "nano33ble") or `Board`: fail with
+            `ModelTooLargeError` if the model or its arena exceeds the board's budget,
+            and record the budget and a latency estimate in the report.
 
     Returns:
         An `ExportResult`.
@@ -189,7 +204,8 @@ def export(
         >>> result.verification.parity
         True
     """
-    model = _load(model)
+    model = load_model(model)
+    board = None if board is None else boards.get(board)
     if sample_inputs is not None:
         check_data(sample_inputs, "sample_inputs", model)
     out_dir = Path(out_dir)
@@ -199,6 +215,8 @@ def export(
         info = read_flatbuffer(model_bytes)
         inputs, compared = _sample_inputs(info, sample_inputs, representative_data)
         verification = verify(model_bytes, inputs, reference=model if compared else None)
+        if board is not None:
+            check_fits(board, len(model_bytes), verification.arena_bytes, info.operators)
         sketch_name = c_identifier(name or model.name)
         expected = int(np.argmax(verification.outputs[0][0]))
         sketch = arduino_sketch(
@@ -207,6 +225,7 @@ def export(
         )
         arrays = c_array_files(model_bytes, model_name=sketch_name)
         report = _report(sketch_name, model, info, model_bytes, verification, compared)
+        report["board"] = None if board is None else _board_report(board, info, verification)
         files = {"model.tflite": model_bytes, **arrays,
                  f"arduino/{sketch_name}/{sketch_name}.ino": sketch,
                  "report.json": json.dumps(report, indent=2) + "\n"}

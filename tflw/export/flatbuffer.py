@@ -63,15 +63,20 @@ class OpInfo:
 
 @dataclass(frozen=True)
 class OperatorCost:
-    """One operator of the graph: its multiply-accumulates and its weight tensor.
+    """One operator of the graph: its multiply-accumulates, constants and output.
 
     Attributes:
         index: position in the graph's execution order.
         name: builtin op name.
         output: name of its output tensor (the converter names it after the Keras layer).
+        layer: the Keras layer scope read from the weight (else output) tensor's name; the
+            converter's name scopes add suffixes (layer "conv2d" shows as "conv2d_1").
+        output_shape: shape of that tensor, and `output_bytes` its size in the arena.
         macs: multiply-accumulates per inference (CONV_2D, DEPTHWISE_CONV_2D,
             FULLY_CONNECTED; 0 for the others).
         weights: number of int8 weights, and `zero_weights` how many of them are 0.
+        parameters: elements of all its constant inputs (weights and int32 bias), and
+            `parameter_bytes` the flash they take.
     """
 
     index: int
@@ -80,6 +85,11 @@ class OperatorCost:
     macs: int
     weights: int
     zero_weights: int
+    output_shape: tuple = ()
+    output_bytes: int = 0
+    parameters: int = 0
+    parameter_bytes: int = 0
+    layer: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,18 +141,45 @@ def _macs(name: str, weight_shape: tuple, output_shape: tuple) -> int:
     return 0
 
 
+def _constant(model, tensor) -> Optional[np.ndarray]:
+    """The values of a constant tensor, None for an activation."""
+    data = model.buffers[tensor.buffer].data
+    if data is None or not len(data):
+        return None
+    return np.frombuffer(bytes(np.asarray(data, np.uint8)), _NUMPY_TYPES.get(
+        _TYPE_NAMES[tensor.type], np.uint8))
+
+
+def _layer_scope(tensor_name: str) -> str:
+    """'model_1/re_lu_1/Relu;model_1/conv2d_1/convolution' -> 'conv2d_1': the scope of the
+    kernel-bearing part of a fused op's name, else of its first part."""
+    paths = [segment.split("/") for segment in tensor_name.split(";")]
+    for parts in paths:
+        if len(parts) >= 2 and parts[-1].startswith(("convolution", "depthwise", "MatMul")):
+            return parts[-2]
+    return paths[0][-2] if len(paths[0]) >= 2 else paths[0][0]
+
+
 def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:
     output = graph.tensors[op.outputs[0]]
-    weights = zeros = macs = 0
-    if len(op.inputs) > 1 and op.inputs[1] >= 0:
-        tensor = graph.tensors[op.inputs[1]]
-        data = model.buffers[tensor.buffer].data
-        if data is not None and len(data) and _TYPE_NAMES[tensor.type] == "INT8":
-            values = np.frombuffer(bytes(np.asarray(data, np.uint8)), np.int8)
+    output_shape = tuple(int(d) for d in output.shape)
+    weights = zeros = macs = parameters = parameter_bytes = 0
+    layer = _layer_scope(_name(output))
+    for position, tensor_index in enumerate(op.inputs):
+        tensor = graph.tensors[tensor_index] if tensor_index >= 0 else None
+        values = None if tensor is None else _constant(model, tensor)
+        if values is None or not _is_quantized(tensor):
+            continue  # activations, and shape/axis constants (they carry no scale)
+        parameters += int(values.size)
+        parameter_bytes += int(values.nbytes)
+        if position == 1 and values.dtype == np.int8:
             weights, zeros = int(values.size), int(np.sum(values == 0))
-            macs = _macs(name, tuple(int(d) for d in tensor.shape),
-                         tuple(int(d) for d in output.shape))
-    return OperatorCost(index, name, _name(output), macs, weights, zeros)
+            layer = _layer_scope(_name(tensor))
+            macs = _macs(name, tuple(int(d) for d in tensor.shape), output_shape)
+    itemsize = np.dtype(_NUMPY_TYPES.get(_TYPE_NAMES[output.type], np.uint8)).itemsize
+    return OperatorCost(index, name, _name(output), macs, weights, zeros, output_shape,
+                        int(np.prod(output_shape)) * itemsize, parameters, parameter_bytes,
+                        layer)
 
 
 def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:

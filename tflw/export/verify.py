@@ -83,7 +83,7 @@ def verify(
         >>> result = tflw.verify("tflw-demo/model.tflite", x_test[:200], reference=qat)
         >>> assert result.parity and result.argmax_agreement > 0.99
     """
-    model_bytes = tflite if isinstance(tflite, (bytes, bytearray)) else _read(tflite)
+    model_bytes = tflite if isinstance(tflite, (bytes, bytearray)) else read_model_file(tflite)
     info = read_flatbuffer(model_bytes)
     check_flatbuffer(info)
     values = _as_list(inputs)
@@ -109,7 +109,8 @@ def verify(
     return result
 
 
-def _read(path) -> bytes:
+def read_model_file(path) -> bytes:
+    """The bytes of a `.tflite` file; a `ModelFileError` naming it if unreadable."""
     try:
         return Path(path).read_bytes()
     except OSError as error:

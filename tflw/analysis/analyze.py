@@ -1,0 +1,176 @@
+"""`analyze`: per-op parameters, MACs, bytes and the measured arena, before you flash.
+
+```python
+analysis = tflw.analyze(qat_model, board="nano33ble")
+print(analysis)                      # a per-op table, totals and the board's budget
+analysis.to_dict()                   # the same as JSON-ready data
+```
+"""
+
+import os
+from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from tflw import boards
+from tflw.analysis.metrics import information_density, netscore
+from tflw.export.board_fit import check_fits
+from tflw.export.flatbuffer import read_flatbuffer
+from tflw.export.verify import read_model_file, verify
+
+if TYPE_CHECKING:
+    import keras
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A model as the device will hold it.
+
+    Attributes:
+        ops: the flatbuffer's `OperatorCost`s, in execution order: op name, layer, output
+            shape and bytes, parameters and their bytes, MACs.
+        parameters, macs, weight_bytes: totals over the ops.
+        flatbuffer_bytes: flash the model takes (weights plus graph).
+        arena_bytes: smallest tensor arena TFLite-Micro accepted, measured.
+        host_invoke_seconds: one inference in TFLite-Micro on this computer (reference
+            kernels: compare models with it, do not read it as device time).
+        board: the board checked against, if any; `latency_estimate_seconds` comes from
+            its cycles-per-MAC estimate (see `board.speed_source`).
+        calibration: what the activation ranges came from (sizes do not depend on it).
+    """
+
+    ops: tuple
+    parameters: int
+    macs: int
+    weight_bytes: int
+    flatbuffer_bytes: int
+    arena_bytes: int
+    host_invoke_seconds: float
+    calibration: str
+    board: Optional[boards.Board] = None
+
+    @property
+    def latency_estimate_seconds(self) -> Optional[float]:
+        return None if self.board is None else self.board.latency_seconds(self.macs)
+
+    def information_density(self, accuracy: float) -> float:
+        return information_density(accuracy, self.parameters)
+
+    def netscore(self, accuracy: float) -> float:
+        return netscore(accuracy, self.parameters, self.macs)
+
+    def check_fits(self, board: Union[str, boards.Board, None] = None) -> None:
+        """Raise `ModelTooLargeError` unless the model fits `board` (default: `self.board`)."""
+        check_fits(boards.get(board or self.board), self.flatbuffer_bytes, self.arena_bytes,
+                   self.ops)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["board"] = None if self.board is None else self.board.key
+        data["latency_estimate_seconds"] = self.latency_estimate_seconds
+        return data
+
+    def __str__(self) -> str:
+        return summary(self)
+
+
+def _flatbuffer(model, representative_data) -> tuple:
+    """(flatbuffer bytes, what calibrated it) for a model, a `.tflite` path or bytes."""
+    if isinstance(model, (bytes, bytearray)):
+        return bytes(model), "given flatbuffer"
+    if isinstance(model, (str, os.PathLike)) and Path(model).suffix == ".tflite":
+        return read_model_file(model), f"given flatbuffer {model}"
+    from tflw.export.convert import is_quantization_aware, to_tflite
+    from tflw.export.export import load_model
+
+    model = load_model(model)
+    if is_quantization_aware(model) or representative_data is not None:
+        source = "QAT ranges" if is_quantization_aware(model) else "representative data"
+        return to_tflite(model, representative_data), source
+    # Sizes, MACs and the arena do not depend on the activation ranges, so synthetic
+    # inputs calibrate well enough to measure them; accuracy is not measured here.
+    shape = tuple(model.inputs[0].shape)[1:]
+    synthetic = np.random.default_rng(0).normal(size=(8, *shape)).astype(np.float32)
+    return to_tflite(model, synthetic), "synthetic normal inputs (sizes only)"
+
+
+def analyze(
+    model: Union["keras.Model", bytes, str, os.PathLike],
+    representative_data: Optional[np.ndarray] = None,
+    board: Union[str, boards.Board, None] = None,
+) -> Analysis:
+    """Per-op parameters, MACs, weight and activation bytes, flash and measured arena.
+
+    Args:
+        model: a Keras model (float, tflw QAT or tfmot QAT), a `.keras` or `.tflite`
+            path, or flatbuffer bytes. A Keras model is converted first, so its numbers
+            are the flatbuffer's.
+        representative_data: calibration inputs for a float model; without them,
+            synthetic inputs calibrate it (sizes and MACs are exact either way).
+        board: a `tflw.boards` key or `Board` to check the budgets against and to
+            estimate latency for.
+
+    Returns:
+        An `Analysis`; `print` it for a per-op table.
+
+    Example:
+        >>> print(tflw.analyze("build/kws/model.tflite", board="nano33ble"))
+    """
+    board = None if board is None else boards.get(board)
+    model_bytes, calibration = _flatbuffer(model, representative_data)
+    info = read_flatbuffer(model_bytes)
+    run = verify(model_bytes, [np.zeros((1, *t.shape[1:]), np.float32) for t in info.inputs])
+    ops = info.operators
+    return Analysis(
+        ops=ops,
+        parameters=sum(op.parameters for op in ops),
+        macs=sum(op.macs for op in ops),
+        weight_bytes=sum(op.parameter_bytes for op in ops),
+        flatbuffer_bytes=len(model_bytes),
+        arena_bytes=run.arena_bytes,
+        host_invoke_seconds=run.invoke_seconds,
+        calibration=calibration,
+        board=board,
+    )
+
+
+def summary(analysis: Analysis) -> str:
+    """A Larq-style printed table of `analysis`."""
+    header = ("layer", "op", "output", "params", "MACs", "weight B", "act. B")
+    rows = [(op.layer, op.name, "x".join(map(str, op.output_shape[1:])), f"{op.parameters:,}",
+             f"{op.macs:,}", f"{op.parameter_bytes:,}", f"{op.output_bytes:,}")
+            for op in analysis.ops]
+    total = ("total", "", "", f"{analysis.parameters:,}", f"{analysis.macs:,}",
+             f"{analysis.weight_bytes:,}", "")
+    widths = [max(len(row[i]) for row in [header, *rows, total]) for i in range(len(header))]
+
+    def line(row) -> str:
+        cells = [cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in
+                 enumerate(zip(row, widths))]
+        return "  ".join(cells).rstrip()
+
+    rule = "-" * len(line(header))
+    lines = [line(header), rule, *map(line, rows), rule, line(total), "",
+             f"flash (flatbuffer)  {analysis.flatbuffer_bytes:,} B",
+             f"arena (measured)    {analysis.arena_bytes:,} B",
+             f"activation ranges   {analysis.calibration}"]
+    if analysis.board is not None:
+        lines += _board_lines(analysis, analysis.board)
+    return "\n".join(lines)
+
+
+def _board_lines(analysis: Analysis, board: boards.Board) -> list:
+    flash, arena = board.model_flash_budget, board.arena_budget
+    return [
+        "",
+        f"{board.name} ({board.mcu})",
+        f"  flash  {analysis.flatbuffer_bytes:,} of {flash:,} B for the model "
+        f"({analysis.flatbuffer_bytes / flash:.0%})",
+        f"  RAM    {analysis.arena_bytes:,} of {arena:,} B for the arena "
+        f"({analysis.arena_bytes / arena:.0%})",
+        f"  latency ~{analysis.latency_estimate_seconds * 1e3:.1f} ms, an estimate "
+        f"({board.cycles_per_mac} cycles/MAC: {board.speed_source})",
+    ]
