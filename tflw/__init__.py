@@ -28,7 +28,7 @@ tflw.export(qat, "build/mnist", board="nano33ble")    # fails clearly if it does
 
 __version__ = "0.1.0"
 
-from tflw import boards, errors  # noqa: E402
+from tflw import boards, errors, models  # noqa: E402
 from tflw.analysis import Analysis, analyze  # noqa: E402
 from tflw.distillation import Distiller  # noqa: E402
 from tflw.export import ExportResult, VerifyResult, export, read_flatbuffer, verify  # noqa: E402
@@ -57,6 +57,7 @@ __all__ = [
     "calibrate",
     "errors",
     "export",
+    "models",
     "prune_model",
     "quantize_model",
     "read_flatbuffer",

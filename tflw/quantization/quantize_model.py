@@ -110,6 +110,7 @@ LAYER_RULES = {
     "Activation": Rule(ACTIVATION),
     "Softmax": Rule(ACTIVATION),
     "Add": Rule(OWN_RANGE),
+    "Multiply": Rule(OWN_RANGE),
     "AveragePooling2D": Rule(SAME_SCALE, lambda layer: QuantAveragePooling2D.from_config(layer.get_config())),
     "GlobalAveragePooling2D": Rule(POOLED_MEAN),
     "Rescaling": Rule(OWN_RANGE),

@@ -1,0 +1,104 @@
+"""Zoo models and blocks: MACs and parameters by hand, and int8 parity in TFLite-Micro."""
+
+import keras
+import numpy as np
+import pytest
+
+import tflw
+from tests.conftest import randomize_batch_norms
+from tflw.analysis import keras_costs
+from tflw.models import (
+    dilated_conv,
+    ds_cnn,
+    gesture_cnn,
+    inverted_residual,
+    mobilenet_v1,
+    resnet8,
+)
+
+
+def conv(out_hw: int, out_c: int, fan_in: int) -> tuple:
+    """(parameters, MACs) of a conv/dense: kernel + one bias per output channel."""
+    return fan_in * out_c + out_c, out_hw * out_c * fan_in
+
+
+def depthwise(out_hw: int, channels: int, taps: int) -> tuple:
+    return taps * channels + channels, out_hw * channels * taps
+
+
+def total(*layers: tuple) -> tuple:
+    return tuple(int(v) for v in np.sum(layers, axis=0))
+
+
+def mobilenet_v1_costs(alpha: float) -> tuple:
+    costs, side, channels = [conv(48 * 48, int(32 * alpha), 27)], 48, int(32 * alpha)
+    for filters, strides in ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+                             *[(512, 1)] * 5, (1024, 2), (1024, 1)):
+        side //= strides
+        costs += [depthwise(side * side, channels, 9),
+                  conv(side * side, int(filters * alpha), channels)]
+        channels = int(filters * alpha)
+    return total(*costs, conv(1, 2, channels))
+
+
+EXPECTED = {
+    # 49x10 MFCC -> stem 10x4/2 -> 25x5x64, four 3x3 depthwise separable blocks, 12 classes
+    "ds_cnn": (ds_cnn, total(conv(125, 64, 40), *[depthwise(125, 64, 9), conv(125, 64, 64)] * 4,
+                              conv(1, 12, 64))),
+    # 32x32x3 -> 16 -> [16, 16] -> [32/2, 32] + 1x1/2 -> [64/2, 64] + 1x1/2 -> 10
+    "resnet8": (resnet8, total(conv(1024, 16, 27), conv(1024, 16, 144), conv(1024, 16, 144),
+                               conv(256, 32, 144), conv(256, 32, 288), conv(256, 32, 16),
+                               conv(64, 64, 288), conv(64, 64, 576), conv(64, 64, 32),
+                               conv(1, 10, 64))),
+    "mobilenet_v1": (lambda: mobilenet_v1(0.25), mobilenet_v1_costs(0.25)),
+    # 128x3 -> 5x1/2 -> 64x24 -> ds/2 32x24, ds 32x24, ds/2 16x48, ds 16x48 -> 10
+    "gesture_cnn": (gesture_cnn, total(conv(64, 24, 15), depthwise(32, 24, 5), conv(32, 24, 24),
+                                       depthwise(32, 24, 5), conv(32, 24, 24),
+                                       depthwise(16, 24, 5), conv(16, 48, 24),
+                                       depthwise(16, 48, 5), conv(16, 48, 48), conv(1, 10, 48))),
+}
+
+
+def blocks_model() -> keras.Model:
+    """The blocks the zoo models do not already cover: inverted residual with
+    squeeze-excite (MUL, LOGISTIC, MEAN keepdims) and a dilated conv."""
+    inputs = keras.Input((16, 16, 8))
+    x = inverted_residual(inputs, 8, expansion=4, squeeze_excite_ratio=4, name="ir")
+    x = inverted_residual(x, 16, expansion=2, strides=2, name="ir_down")
+    x = dilated_conv(x, 16, dilation=2)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(4)(x), name="blocks")
+
+
+def test_published_sizes_of_the_mlperf_tiny_models():
+    # MLPerf Tiny v1.0: ResNet-8 12.5 M MACs, MobileNetV1-0.25 (96x96) 7.5 M MACs
+    assert EXPECTED["resnet8"][1][1] == 12_501_632
+    assert round(EXPECTED["mobilenet_v1"][1][1] / 1e5) == 75
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_zoo_model_costs_match_the_hand_computation(name):
+    build, expected = EXPECTED[name]
+    assert keras_costs(build()) == expected
+
+
+def trained_looking(model: keras.Model) -> keras.Model:
+    """Random BatchNorm statistics and dense biases: the converter drops an all-zero
+    FULLY_CONNECTED bias, which a trained model does not have."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            layer.bias.assign(np.linspace(-0.1, 0.1, layer.units))
+    return randomize_batch_norms(model)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED) + ["blocks"])
+def test_zoo_model_quantizes_exports_and_matches_tflite_micro(name, tmp_path):
+    build = blocks_model if name == "blocks" else EXPECTED[name][0]
+    model = trained_looking(build())
+    shape = tuple(model.inputs[0].shape)[1:]
+    data = np.random.default_rng(0).normal(size=(24, *shape)).astype(np.float32)
+    qat = tflw.quantize_model(model, calibration_data=data)
+    result = tflw.export(qat, tmp_path / name, sample_inputs=data)
+    assert result.verification.max_lsb_difference <= 1.001
+    assert result.verification.argmax_agreement == 1.0
+    assert (result.info.parameter_count, result.info.macs) == keras_costs(qat)

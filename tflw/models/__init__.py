@@ -1,0 +1,20 @@
+"""A zoo of MCU-shaped models and the lightweight blocks they are built from.
+
+```python
+model = tflw.models.resnet8()
+qat = tflw.quantize_model(model)
+```
+"""
+
+from tflw.models.blocks import (
+    conv_bn_relu,
+    depthwise_separable,
+    dilated_conv,
+    inverted_residual,
+    residual_block,
+    squeeze_excite,
+)
+from tflw.models.zoo import ds_cnn, gesture_cnn, mobilenet_v1, resnet8
+
+__all__ = ["conv_bn_relu", "depthwise_separable", "dilated_conv", "ds_cnn", "gesture_cnn",
+           "inverted_residual", "mobilenet_v1", "residual_block", "resnet8", "squeeze_excite"]

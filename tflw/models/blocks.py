@@ -1,0 +1,96 @@
+"""Lightweight building blocks for MCU models, each one that int8 TFLite-Micro runs well.
+
+Every block takes a tensor and returns one, so blocks chain in the Functional API:
+
+```python
+x = conv_bn_relu(inputs, 16, 3, strides=2, name="stem")
+x = depthwise_separable(x, 32, name="ds1")
+x = inverted_residual(x, 32, expansion=4, squeeze_excite=True, name="ir1")
+x = dilated_conv(x, 32, dilation=2, name="context")
+```
+
+Each block is verified by `tests/models` to quantize, export and match TFLite-Micro
+within 1 LSB.
+"""
+
+from typing import Optional
+
+import keras
+
+layers = keras.layers
+
+
+def conv_bn_relu(x, filters: int, kernel_size, strides=1, dilation: int = 1,
+                 activation: Optional[str] = "relu", name: str = "conv"):
+    """Conv2D (no bias) -> BatchNorm -> activation ("relu", "relu6" or None)."""
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
+                      dilation_rate=dilation, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return _activation(x, activation, name)
+
+
+def _activation(x, activation: Optional[str], name: str):
+    if activation is None:
+        return x
+    if activation == "relu6":
+        return layers.ReLU(6.0, name=f"{name}_relu6")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def depthwise_separable(x, filters: int, kernel_size=3, strides=1, activation: str = "relu",
+                        name: str = "ds"):
+    """MobileNetV1's block: depthwise conv -> BN -> act, 1x1 conv -> BN -> act
+    (Howard et al. 2017)."""
+    x = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same", use_bias=False,
+                               name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = _activation(x, activation, f"{name}_dw")
+    return conv_bn_relu(x, filters, 1, activation=activation, name=f"{name}_pw")
+
+
+def squeeze_excite(x, ratio: int = 4, name: str = "se"):
+    """Channel attention: x * sigmoid(W2 relu(W1 mean(x))) (Hu et al. 2018), as
+    MEAN, two 1x1 convs, LOGISTIC and MUL on the device."""
+    channels = int(x.shape[-1])
+    s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+    s = layers.Conv2D(max(1, channels // ratio), 1, activation="relu", name=f"{name}_reduce")(s)
+    s = layers.Conv2D(channels, 1, activation="sigmoid", name=f"{name}_expand")(s)
+    return layers.Multiply(name=f"{name}_scale")([x, s])
+
+
+def inverted_residual(x, filters: int, expansion: int = 4, strides=1, kernel_size=3,
+                      squeeze_excite_ratio: Optional[int] = None, name: str = "ir"):
+    """MobileNetV2's block (Sandler et al. 2018): 1x1 expand -> ReLU6, depthwise -> ReLU6,
+    optional squeeze-excite (MobileNetV3), 1x1 linear projection; a residual add when
+    the shapes allow."""
+    inputs = x
+    channels = int(x.shape[-1])
+    if expansion != 1:
+        x = conv_bn_relu(x, channels * expansion, 1, activation="relu6", name=f"{name}_expand")
+    x = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same", use_bias=False,
+                               name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.ReLU(6.0, name=f"{name}_dw_relu6")(x)
+    if squeeze_excite_ratio:
+        x = squeeze_excite(x, squeeze_excite_ratio, name=f"{name}_se")
+    x = conv_bn_relu(x, filters, 1, activation=None, name=f"{name}_project")
+    if strides == 1 and channels == filters:
+        x = layers.Add(name=f"{name}_add")([inputs, x])
+    return x
+
+
+def dilated_conv(x, filters: int, kernel_size=3, dilation: int = 2, name: str = "dilated"):
+    """A 3x3 conv with holes: a receptive field of 1 + 2 * dilation per side, at the cost
+    of a plain 3x3 (Yu & Koltun 2016)."""
+    return conv_bn_relu(x, filters, kernel_size, dilation=dilation, name=name)
+
+
+def residual_block(x, filters: int, strides=1, name: str = "res"):
+    """ResNet's basic block (He et al. 2016): two 3x3 convs, identity or 1x1 shortcut."""
+    shortcut = x
+    y = conv_bn_relu(x, filters, 3, strides=strides, name=f"{name}_a")
+    y = conv_bn_relu(y, filters, 3, activation=None, name=f"{name}_b")
+    if strides != 1 or int(x.shape[-1]) != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=strides, name=f"{name}_shortcut")(x)
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.ReLU(name=f"{name}_relu")(y)

@@ -1,0 +1,79 @@
+"""MCU-shaped architectures from the TinyML literature, built from `tflw.models.blocks`.
+
+```python
+model = tflw.models.ds_cnn()            # keyword spotting, 49x10 MFCC, 12 classes
+model = tflw.models.resnet8()           # MLPerf Tiny image classification, CIFAR-10
+model = tflw.models.mobilenet_v1(0.25)  # visual wake words, 96x96 RGB
+model = tflw.models.gesture_cnn()       # 3-axis accelerometer gestures
+```
+
+All output logits (no softmax) and are plain Functional Keras 3 models.
+"""
+
+import keras
+
+from tflw.models.blocks import conv_bn_relu, depthwise_separable, residual_block
+
+layers = keras.layers
+
+
+def _head(x, classes: int, dropout: float):
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    return layers.Dense(classes, name="logits")(x)
+
+
+def ds_cnn(input_shape=(49, 10, 1), classes: int = 12, filters: int = 64,
+           blocks: int = 4, dropout: float = 0.2) -> keras.Model:
+    """DS-CNN (Zhang et al., "Hello Edge", 2017), the MLPerf Tiny keyword-spotting model:
+    a 10x4 stride-2 conv over the MFCC map, then depthwise separable blocks."""
+    inputs = keras.Input(input_shape, name="mfcc")
+    x = conv_bn_relu(inputs, filters, (10, 4), strides=2, name="stem")
+    for index in range(blocks):
+        x = depthwise_separable(x, filters, name=f"ds{index + 1}")
+    return keras.Model(inputs, _head(x, classes, dropout), name="ds_cnn")
+
+
+def resnet8(input_shape=(32, 32, 3), classes: int = 10) -> keras.Model:
+    """ResNet-8, the MLPerf Tiny image-classification model (CIFAR-10): a 16-filter stem
+    and three basic blocks of 16, 32 and 64 filters, the last two with stride 2."""
+    inputs = keras.Input(input_shape, name="image")
+    x = conv_bn_relu(inputs, 16, 3, name="stem")
+    for index, (filters, strides) in enumerate(((16, 1), (32, 2), (64, 2))):
+        x = residual_block(x, filters, strides, name=f"stack{index + 1}")
+    return keras.Model(inputs, _head(x, classes, 0.0), name="resnet8")
+
+
+# MobileNetV1's 13 depthwise separable layers: (filters at alpha=1, stride).
+_MOBILENET_V1 = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1),
+                 (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+
+
+def mobilenet_v1(alpha: float = 0.25, input_shape=(96, 96, 3), classes: int = 2,
+                 dropout: float = 0.1) -> keras.Model:
+    """MobileNetV1 (Howard et al. 2017) at width `alpha`; alpha 0.25 on 96x96 RGB with two
+    classes is the MLPerf Tiny visual-wake-words model."""
+    inputs = keras.Input(input_shape, name="image")
+    x = conv_bn_relu(inputs, int(32 * alpha), 3, strides=2, name="stem")
+    for index, (filters, strides) in enumerate(_MOBILENET_V1):
+        x = depthwise_separable(x, int(filters * alpha), strides=strides, name=f"ds{index + 1}")
+    return keras.Model(inputs, _head(x, classes, dropout), name=f"mobilenet_v1_{alpha:g}")
+
+
+def gesture_cnn(steps: int = 128, axes: int = 3, classes: int = 10, filters: int = 24,
+                kernel: int = 5, dropout: float = 0.1) -> keras.Model:
+    """A depthwise separable 1D CNN for accelerometer windows of `steps` x `axes`.
+
+    The 1D convolutions are written as (kernel x 1) 2D ones over a (steps, 1, axes) view:
+    that is how TFLite runs Conv1D anyway, and tflw's int8 layers are 2D. Strides are
+    square: TensorFlow's depthwise conv needs equal strides, and on the width-1 axis a
+    'same'-padded stride of 2 still gives width 1."""
+    inputs = keras.Input((steps, axes), name="accel")
+    x = layers.Reshape((steps, 1, axes), name="as_image")(inputs)
+    x = conv_bn_relu(x, filters, (kernel, 1), strides=2, name="stem")
+    for index, strides in enumerate((2, 1, 2, 1)):
+        width = filters * (2 if index >= 2 else 1)
+        x = depthwise_separable(x, width, kernel_size=(kernel, 1), strides=strides,
+                                name=f"ds{index + 1}")
+    return keras.Model(inputs, _head(x, classes, dropout), name="gesture_cnn")
