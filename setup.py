@@ -22,6 +22,7 @@ setup(
         "tflite-micro",
         "pyyaml",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    # jax: the suite trains on the JAX backend too (tests/backends), as a GPU machine does
+    extras_require={"test": ["pytest", "hypothesis", "jax"]},
     entry_points={"console_scripts": ["tflw=tflw.cli:main"]},
 )

@@ -300,7 +300,7 @@ class _Rewriter:
             tensor = new_layer(tensor)
         _copy_weights(layer, batch_norm_layer, new_layers)
         if pruned is not layer:
-            new_layers[-1].kernel_mask.assign(pruned.mask)
+            _copy(new_layers[-1].kernel_mask, pruned.mask)
         if trailing is not None:
             tensor = self.quantize_activation(trailing, tensor, last.outputs[0], layer)
         self.tensors[last.outputs[0]] = tensor
@@ -350,19 +350,25 @@ def _batch_norm_config(layer) -> Optional[dict]:
     return {"epsilon": config["epsilon"], "center": config["center"], "scale": config["scale"]}
 
 
+def _copy(target, source) -> None:
+    # A copy, not the source's buffer: on JAX, fit() donates its variables' buffers, and a
+    # shared one would be deleted under the float model.
+    target.assign(keras.ops.convert_to_numpy(source))
+
+
 def _copy_weights(layer, batch_norm_layer, new_layers: list) -> None:
     target = new_layers[-1]
     if len(new_layers) == 2:  # SeparableConv2D: depthwise, then pointwise
-        new_layers[0].kernel.assign(layer.depthwise_kernel)
-        target.kernel.assign(layer.pointwise_kernel)
+        _copy(new_layers[0].kernel, layer.depthwise_kernel)
+        _copy(target.kernel, layer.pointwise_kernel)
     else:
-        target.kernel.assign(layer.kernel)
+        _copy(target.kernel, layer.kernel)
     if getattr(layer, "use_bias", False):
-        target.bias.assign(layer.bias)
+        _copy(target.bias, layer.bias)
     if batch_norm_layer is not None:
         for name in ("gamma", "beta", "moving_mean", "moving_variance"):
             if getattr(batch_norm_layer, name, None) is not None:
-                getattr(target, name).assign(getattr(batch_norm_layer, name))
+                _copy(getattr(target, name), getattr(batch_norm_layer, name))
 
 
 def quantize_keras3(model: keras.Model) -> keras.Model:

@@ -1,0 +1,62 @@
+"""tflw's training pieces on the JAX backend, and their models exported here, on TensorFlow.
+
+The child process trains under KERAS_BACKEND=jax (what a lent GPU machine without
+TensorFlow does); this process loads the `.keras` files and exports them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import tflw
+from tflw.data import load_mnist_subset
+from tflw.demo import build_demo_model
+from tflw.export.convert import to_tflite
+
+pytest.importorskip("jax")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def jax_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "tests.backends.jax_training", str(out)],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_training_on_jax_moves_ranges_prunes_and_keeps_the_teacher(jax_run):
+    facts = json.loads((jax_run / "facts.json").read_text())
+    # every activation range learns; the input's stays at the pixels' [0, 1]
+    assert facts["ranges_moved"] == facts["ranges"] - 1 > 0
+    assert facts["teacher_unchanged"]
+    assert facts["stripped_parameters"] < 0.6 * facts["dense_parameters"]
+
+
+def test_a_jax_trained_qat_model_predicts_and_exports_identically_here(jax_run, tmp_path):
+    (x, _), _ = load_mnist_subset()
+    loaded = keras.saving.load_model(jax_run / "qat.keras")
+    np.testing.assert_array_equal(loaded.predict(x[:64], verbose=0),
+                                  np.load(jax_run / "qat_predictions.npy"))
+    # same weights, built here on TensorFlow -> the same int8 flatbuffer, byte for byte
+    rebuilt = tflw.quantize_model(build_demo_model(width=8))
+    rebuilt.set_weights(loaded.get_weights())
+    assert to_tflite(rebuilt) == to_tflite(loaded)
+    result = tflw.export(loaded, tmp_path / "qat", sample_inputs=x[:64])
+    assert result.verification.max_lsb_difference <= 1.001
+
+
+def test_jax_trained_pruned_and_distilled_models_export_here(jax_run, tmp_path):
+    (x, _), _ = load_mnist_subset()
+    stripped = tflw.strip_pruning(keras.saving.load_model(jax_run / "pruned.keras"))
+    qat = tflw.quantize_model(stripped, calibration_data=x[:64])
+    assert tflw.export(qat, tmp_path / "pruned", sample_inputs=x[:64]).verification.parity
+    student = keras.saving.load_model(jax_run / "student.keras")
+    assert tflw.export(student, tmp_path / "student", sample_inputs=x[:64]).verification.parity
