@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -66,7 +67,7 @@ def run_tflm(
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "tflw.export.tflm_worker", request, reply],
-                capture_output=True, text=True, timeout=timeout_s,
+                capture_output=True, text=True, timeout=timeout_s, env=_worker_environment(),
             )
         except subprocess.TimeoutExpired as error:
             raise InterpreterError(
@@ -78,6 +79,15 @@ def run_tflm(
         with np.load(reply) as data:
             outputs = [data[f"output_{i}"] for i in range(output_count)]
             return TflmRun(outputs, int(data["arena_bytes"]), float(data["invoke_seconds"]))
+
+
+def _worker_environment() -> dict:
+    """This environment, with the folder that holds this `tflw` first on PYTHONPATH: the
+    worker must import the same tflw even when it is not installed and the caller has
+    changed directory since importing it."""
+    package_parent = str(Path(__file__).resolve().parents[2])
+    paths = [package_parent, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def _explain(returncode: int, stderr: str) -> str:
