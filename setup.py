@@ -23,6 +23,9 @@ setup(
         "pyyaml",
     ],
     # jax: the suite trains on the JAX backend too (tests/backends), as a GPU machine does
-    extras_require={"test": ["pytest", "hypothesis", "jax"]},
+    # nbclient, ipykernel: the notebooks run in the suite; matplotlib: their plots
+    extras_require={"test": ["pytest", "hypothesis", "jax", "nbclient", "nbformat", "ipykernel",
+                             "matplotlib"],
+                    "plots": ["matplotlib"]},
     entry_points={"console_scripts": ["tflw=tflw.cli:main"]},
 )

@@ -30,7 +30,11 @@ def test_export_and_verify_from_the_command_line(tmp_path, pixels, capsys):
 def test_report_prints_per_op_costs_and_the_board_budget(tmp_path, pixels, capsys):
     qat = tflw.quantize_model(all_layers_model(), calibration_data=pixels)
     qat.save(tmp_path / "qat.keras")
-    assert main(["report", str(tmp_path / "qat.keras"), "--board", "nano33ble"]) == 0
+    assert main(["report", str(tmp_path / "qat.keras"), "--board", "nano33ble",
+                 "--out", str(tmp_path / "report")]) == 0
     printed = capsys.readouterr().out
     assert "DEPTHWISE_CONV_2D" in printed and "Arduino Nano 33 BLE Sense" in printed
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "layers.png" in markdown and "DEPTHWISE_CONV_2D" in markdown
+    assert (tmp_path / "report" / "layers.png").stat().st_size > 1000
     assert main(["report", str(tmp_path / "qat.keras"), "--board", "uno"]) == 1

@@ -59,6 +59,10 @@ def _report(args) -> None:
 
     analysis = analyze(args.model, representative_data=_load_array(args.data), board=args.board)
     print(analysis)
+    if args.out:
+        from tflw.analysis import write_report
+
+        print(f"wrote {write_report(analysis, args.out)}")
     if args.board:
         analysis.check_fits()
 
@@ -104,6 +108,8 @@ def parser() -> argparse.ArgumentParser:
                         "model (sizes do not depend on it)")
     report.add_argument("--board", help=f"check the budgets of this board ({boards}); "
                         "exit 1 if the model does not fit")
+    report.add_argument("--out", help="folder for report.md, analysis.json and layers.png "
+                        "(needs matplotlib)")
     report.set_defaults(run=_report)
     return main
 

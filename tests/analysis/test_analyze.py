@@ -88,3 +88,17 @@ def test_a_model_too_large_for_the_board_names_the_overshoot_and_the_layers(demo
     with pytest.raises(ModelTooLargeError):
         tflw.export(demo_qat, tmp_path / "out", board=tiny_board)
     assert not (tmp_path / "out").exists()
+
+
+def test_pareto_front_and_plots(demo_qat, tmp_path):
+    from tflw.analysis import pareto_front, plot_layers, plot_pareto
+
+    runs = [{"run": "a", "flash_bytes": 10, "accuracy": 0.90},
+            {"run": "b", "flash_bytes": 20, "accuracy": 0.95},
+            {"run": "c", "flash_bytes": 30, "accuracy": 0.93},   # beaten by b
+            {"run": "d", "flash_bytes": 10, "accuracy": 0.85}]   # beaten by a
+    assert [r["run"] for r in pareto_front(runs)] == ["a", "b"]
+    plot_layers(tflw.analyze(demo_qat), tmp_path / "layers.png")
+    plot_pareto(runs, tmp_path / "pareto.png")
+    for name in ("layers.png", "pareto.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
