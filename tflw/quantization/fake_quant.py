@@ -11,6 +11,8 @@ from typing import Optional, Sequence
 import keras
 from keras import ops
 
+from tflw.quantization.replicas import global_min_max
+
 from tflw.quantization.quantizers import fake_quant_range
 
 
@@ -51,8 +53,8 @@ class FakeQuant(keras.layers.Layer):
 
     def call(self, inputs, training=False):
         if training and self.fixed_range is None:
-            batch_min = ops.minimum(ops.min(inputs), 0.0)
-            batch_max = ops.maximum(ops.max(inputs), 0.0)
+            batch_min, batch_max = global_min_max(ops.min(inputs), ops.max(inputs))
+            batch_min, batch_max = ops.minimum(batch_min, 0.0), ops.maximum(batch_max, 0.0)
             is_set = ops.greater(self.range_max, self.range_min)
             decay = ops.where(is_set, self.ema_decay, 0.0)
             self.range_min.assign(decay * self.range_min + (1.0 - decay) * batch_min)
