@@ -19,13 +19,14 @@ import numpy as np
 
 from tflw import __version__, boards
 from tflw.export.board_fit import check_fits
-from tflw.errors import ModelFileError, OutputDirectoryError
+from tflw.errors import ConversionError, ModelFileError, OutputDirectoryError
 from tflw.export.c_array import c_array_files
 from tflw.export.c_names import c_identifier
 from tflw.export.convert import is_quantization_aware, to_tflite
 from tflw.model_kind import is_tf_keras_model
 from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
+from tflw.export.lut import lut_compress
 from tflw.export.preflight import check_data
 from tflw.export.verify import VerifyResult, verify
 
@@ -46,6 +47,8 @@ class ExportResult:
         info: ops, I/O quantization and parameter count read from the flatbuffer.
         verification: TFLite-Micro vs Keras on the sample inputs, when there were any.
         report: the content of `report.json`.
+        compressed_path: `model_compressed.tflite`, the LUT-compressed flatbuffer, when
+            some weights have few enough levels (low-bit QAT) for it to be smaller.
     """
 
     out_dir: Path
@@ -57,6 +60,7 @@ class ExportResult:
     info: FlatbufferInfo
     verification: Optional[VerifyResult]
     report: dict
+    compressed_path: Optional[Path] = None
 
 
 def load_model(model):
@@ -125,6 +129,31 @@ def _report(name, model, info, model_bytes, verification, compared) -> dict:
             "max_lsb_difference": verification.max_lsb_difference,
             "parity_within_1_lsb": verification.parity,
         },
+    }
+
+
+def _checked_lut(model_bytes: bytes, inputs: np.ndarray, verification: VerifyResult):
+    """The LUT-compressed flatbuffer and its report entry, or (None, None); it must give
+    the uncompressed model's outputs bit for bit in TFLite-Micro."""
+    lut = lut_compress(model_bytes)
+    if lut is None:
+        return None, None
+    run = verify(lut.model_bytes, inputs)
+    if not all(np.array_equal(a, b) for a, b in zip(run.outputs, verification.outputs)):
+        raise ConversionError(
+            "the LUT-compressed model's outputs differ from the int8 model's in TFLite-Micro "
+            f"(tensors {[t.name for t in lut.tensors]}); export without low-bit weights and "
+            "report this model to tflw.")
+    return lut.model_bytes, {
+        "flatbuffer_bytes": len(lut.model_bytes),
+        "arena_bytes_measured": run.arena_bytes,
+        "arena_size": arena_size(run.arena_bytes),
+        "tensors": [vars(t) for t in lut.tensors],
+        "identical_outputs": True,
+        # Measured: neither Arduino port of TFLite-Micro has DECODE yet.
+        "requires": "TFLite-Micro sources from 2025 or later built with compression "
+                    "(USE_TFLM_COMPRESSION) and MicroMutableOpResolver::AddDecode(); the "
+                    "Arduino sketch embeds the uncompressed model.tflite",
     }
 
 
@@ -226,10 +255,13 @@ def export(
         arrays = c_array_files(model_bytes, model_name=sketch_name)
         report = _report(sketch_name, model, info, model_bytes, verification, compared)
         report["board"] = None if board is None else _board_report(board, info, verification)
+        compressed, report["lut"] = _checked_lut(model_bytes, inputs, verification)
         files = {"model.tflite": model_bytes, **arrays,
                  f"arduino/{sketch_name}/{sketch_name}.ino": sketch,
                  "report.json": json.dumps(report, indent=2) + "\n"}
         files.update({f"arduino/{sketch_name}/{file}": text for file, text in arrays.items()})
+        if compressed is not None:
+            files["model_compressed.tflite"] = compressed
         _write(staging, files)
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -247,5 +279,6 @@ def export(
         info=info,
         verification=verification if compared else None,
         report=report,
+        compressed_path=None if compressed is None else out_dir / "model_compressed.tflite",
     )
 

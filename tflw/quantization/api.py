@@ -11,7 +11,12 @@ from tflw.model_kind import is_tf_keras_model
 from tflw.quantization.quantize_model import quantize_keras3
 
 
-def quantize_model(model, calibration_data: Optional[Union[np.ndarray, Iterable]] = None):
+def quantize_model(
+    model,
+    calibration_data: Optional[Union[np.ndarray, Iterable]] = None,
+    weight_bits: int = 8,
+    layer_bits: Optional[dict] = None,
+):
     """Return a trainable int8 quantization-aware copy of `model`.
 
     Keras 3 Sequential/Functional models are rewritten with tflw's layers: per-channel
@@ -26,6 +31,10 @@ def quantize_model(model, calibration_data: Optional[Union[np.ndarray, Iterable]
         model: a built `keras.Sequential` or Functional `keras.Model` (or a tf_keras model).
         calibration_data: optional input batches (array, or iterable of arrays) used to set
             the activation ranges before training, so the result exports even untrained.
+        weight_bits: 2 to 8. Below 8, weights train on 2^k - 1 levels with a learned step
+            (LSQ, `tflw.quantization.lsq`), still int8 on the device, where `export`
+            LUT-compresses them to k bits. The first and last weighted layers stay 8-bit.
+        layer_bits: {layer name: bits} overrides, the first and last layers included.
 
     Returns:
         The quantization-aware model, uncompiled.
@@ -40,9 +49,13 @@ def quantize_model(model, calibration_data: Optional[Union[np.ndarray, Iterable]
         >>> qat.fit(x_train, y_train, epochs=1)
     """
     if is_tf_keras_model(model):
+        if weight_bits != 8 or layer_bits:
+            raise UnsupportedModelError(
+                "weights below 8 bits are tflw's (Keras 3) layers only; tfmot quantizes "
+                "tf_keras models at 8 bits. Rebuild the model in Keras 3 for weight_bits.")
         qat = _quantize_with_tfmot(model)
     elif isinstance(model, keras.Model):
-        qat = quantize_keras3(model)
+        qat = quantize_keras3(model, weight_bits, layer_bits)
     else:
         raise UnsupportedModelError(
             f"expected a keras.Model, got {type(model).__name__}. Load or build a Keras "

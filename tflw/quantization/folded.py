@@ -28,6 +28,7 @@ from tflw.conversion_trace import tracing_for_conversion
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.input_link import LinksInputQuantizer
 from tflw.quantization.integer_arithmetic import requantize
+from tflw.quantization.lsq import LsqWeights, lsq_initial_step
 from tflw.quantization.quantizers import fake_quant_range, fake_quant_weights, weight_scale
 
 ACTIVATIONS = {"linear": lambda x: x, "relu": ops.relu, "relu6": ops.relu6}
@@ -47,10 +48,14 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         quantize_output: bool = True,
         ema_decay: float = 0.99,
         pruned: bool = False,
+        weight_bits: int = 8,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.pruned = pruned
+        self.weight_bits = weight_bits
+        # Below 8 bits, LSQ snaps the folded kernel to k-bit levels before the int8 step.
+        self.low_bit_weights = LsqWeights(weight_bits) if weight_bits < 8 else None
         if activation not in ACTIVATIONS:
             raise ValueError(f"{self.name}: activation must be one of {sorted(ACTIVATIONS)}")
         self.use_bias = use_bias
@@ -81,6 +86,11 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
             )
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(channels,), initializer="zeros")
+        if self.low_bit_weights is not None:
+            self.weight_step = self.add_weight(
+                name="weight_step", shape=self.step_shape(tuple(self.kernel.shape)),
+                initializer="ones",
+            )
         if self.batch_norm is not None:
             bn = self.batch_norm
             if bn.get("scale", True):
@@ -112,9 +122,27 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
     def scale_kernel(self, kernel, scale):
         return kernel * scale
 
+    def step_shape(self, kernel_shape: tuple) -> tuple:
+        """Shape of the LSQ step: one per int8 weight range."""
+        return (kernel_shape[-1],) if self.per_channel_axis is not None else ()
+
+    def initialize_weight_step(self) -> None:
+        """LSQ's initial step from the current folded kernel (after weights are copied in)."""
+        kernel, _ = self.folded_kernel_and_bias()
+        rank, step_rank = len(kernel.shape), len(self.weight_step.shape)
+        channel_axes = tuple(range(rank - step_rank, rank))
+        self.weight_step.assign(keras.ops.convert_to_numpy(
+            lsq_initial_step(kernel, self.weight_bits, channel_axes or None)))
+
+    def low_bit(self, kernel):
+        """The kernel on its k-bit grid (unchanged at 8 bits)."""
+        if self.low_bit_weights is None:
+            return kernel
+        return self.low_bit_weights(kernel, ops.maximum(self.weight_step, 1e-8))
+
     def quantized_kernel(self, kernel) -> tuple:
         """The fake-quantized kernel and its scale per output channel (or one scalar)."""
-        axis = self.per_channel_axis
+        axis, kernel = self.per_channel_axis, self.low_bit(kernel)
         return fake_quant_weights(kernel, axis=axis), weight_scale(kernel, axis=axis)
 
     def call(self, inputs, training=False):
@@ -161,6 +189,7 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
             quantize_output=self.quantize_output,
             ema_decay=self.ema_decay,
             pruned=self.pruned,
+            weight_bits=self.weight_bits,
         )
         return config
 
@@ -235,7 +264,11 @@ class QuantDepthwiseConv2D(_Conv):
     def scale_kernel(self, kernel, scale):
         return kernel * ops.reshape(scale, ops.shape(kernel)[2:])
 
+    def step_shape(self, kernel_shape: tuple) -> tuple:
+        return kernel_shape[2:]  # (channels, multiplier): one per output channel
+
     def quantized_kernel(self, kernel) -> tuple:
+        kernel = self.low_bit(kernel)
         h, w, channels, multiplier = ops.shape(kernel)
         flat = ops.reshape(kernel, (h, w, channels * multiplier))
         quantized = ops.reshape(fake_quant_weights(flat, axis=-1), (h, w, channels, multiplier))

@@ -85,6 +85,7 @@ def _separable_conv2d(layer, **fold) -> list:
     depthwise = QuantDepthwiseConv2D(
         kernel_size=config["kernel_size"], depth_multiplier=config["depth_multiplier"],
         name=f"{layer.name}_depthwise", **{**_spatial(config), "use_bias": False},
+        weight_bits=fold.get("weight_bits", 8),
     )
     pointwise = QuantConv2D(
         filters=config["filters"], kernel_size=1, use_bias=config["use_bias"],
@@ -160,10 +161,11 @@ def _rule(layer: keras.layers.Layer) -> Rule:
 class _Rewriter:
     """Walks the graph once, replacing each layer call by its quantized form."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, weight_bits: Optional[dict] = None):
         self.graph = graph
         self.tensors: dict = {}
         self.absorbed: set = set()
+        self.weight_bits = weight_bits or {}
 
     def single_consumer(self, key: int) -> Optional[Step]:
         consumers = self.graph.consumers(key)
@@ -293,6 +295,7 @@ class _Rewriter:
             "batch_norm": _batch_norm_config(batch_norm_layer),
             "activation": activation,
             "quantize_output": quantize_output,
+            "weight_bits": self.weight_bits.get(layer.name, 8),
         }
         new_layers = _rule(layer).make(layer, **fold)
         tensor = self.tensors[step.inputs[0]]
@@ -301,6 +304,9 @@ class _Rewriter:
         _copy_weights(layer, batch_norm_layer, new_layers)
         if pruned is not layer:
             _copy(new_layers[-1].kernel_mask, pruned.mask)
+        for new_layer in new_layers:
+            if new_layer.weight_bits < 8:
+                new_layer.initialize_weight_step()
         if trailing is not None:
             tensor = self.quantize_activation(trailing, tensor, last.outputs[0], layer)
         self.tensors[last.outputs[0]] = tensor
@@ -371,9 +377,25 @@ def _copy_weights(layer, batch_norm_layer, new_layers: list) -> None:
                 _copy(getattr(target, name), getattr(batch_norm_layer, name))
 
 
-def quantize_keras3(model: keras.Model) -> keras.Model:
+def weight_bits_per_layer(graph: Graph, weight_bits: int, overrides: Optional[dict]) -> dict:
+    """Bits for each weighted layer: `weight_bits`, except the first and the last (8 unless
+    overridden: they are small and the most sensitive), and `overrides` by layer name."""
+    names = [step.layer.name for step in graph.steps if _rule(step.layer).kind == LINEAR]
+    bits = {name: weight_bits for name in names}
+    if names:
+        bits[names[0]] = bits[names[-1]] = 8
+    bits.update(overrides or {})
+    for name, value in bits.items():
+        if not 2 <= value <= 8:
+            raise ValueError(f"layer '{name}': weight bits must be 2 to 8, got {value}")
+    return bits
+
+
+def quantize_keras3(model: keras.Model, weight_bits: int = 8,
+                    layer_bits: Optional[dict] = None) -> keras.Model:
     """Rewrite a Sequential/Functional Keras 3 model with tflw's int8 QAT layers."""
-    inputs, outputs = _Rewriter(read_graph(model)).run()
+    graph = read_graph(model)
+    inputs, outputs = _Rewriter(graph, weight_bits_per_layer(graph, weight_bits, layer_bits)).run()
     return keras.Model(
         inputs if len(inputs) > 1 else inputs[0],
         outputs if len(outputs) > 1 else outputs[0],

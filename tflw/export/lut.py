@@ -1,0 +1,93 @@
+"""LUT compression of low-bit weights: k bits per weight in flash, int8 kernels unchanged.
+
+A weight tensor whose channels each hold at most 2^k distinct int8 values (what
+`quantize_model(..., weight_bits=k)` trains) is stored as k-bit indices plus a table per
+channel; TFLite-Micro's DECODE op expands it into the arena before the kernel runs.
+
+```python
+compressed = lut_compress(model_bytes)     # None when no tensor gains from it
+compressed.model_bytes, compressed.tensors
+```
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from tflite_micro.python.tflite_micro.runtime import convert_bytearray_to_object
+from tflite_micro.tensorflow.lite.micro.compression import compress, spec
+
+_INT8 = 9  # schema TensorType.INT8
+
+
+@dataclass(frozen=True)
+class LutTensor:
+    """One compressed weight tensor."""
+
+    name: str
+    bits: int
+    axis: Optional[int]  # the quantization axis the tables follow; None = one table
+    int8_bytes: int
+    lut_bytes: int  # indices plus tables, as laid out by the compressor (estimated)
+
+
+@dataclass(frozen=True)
+class LutModel:
+    model_bytes: bytes
+    tensors: tuple
+
+
+def _weight_tensors(model) -> dict:
+    """{tensor index: tensor} of the int8 constant weights (second input of an op)."""
+    graph = model.subgraphs[0]
+    weights = {}
+    for op in graph.operators or []:
+        if len(op.inputs) < 2 or op.inputs[1] < 0:
+            continue
+        tensor = graph.tensors[op.inputs[1]]
+        data = model.buffers[tensor.buffer].data
+        if tensor.type == _INT8 and data is not None and len(data):
+            weights[int(op.inputs[1])] = tensor
+    return weights
+
+
+def _plan(model, tensor) -> Optional[LutTensor]:
+    values = np.frombuffer(bytes(np.asarray(model.buffers[tensor.buffer].data, np.uint8)),
+                           np.int8).reshape(tuple(tensor.shape))
+    quantization = tensor.quantization
+    # The tables must follow the tensor's quantization axis: a per-tensor table on a
+    # per-channel tensor decodes to wrong values in every TFLite-Micro runtime.
+    axis = int(quantization.quantizedDimension) if len(quantization.scale) > 1 else None
+    slices = [values] if axis is None else [np.take(values, i, axis=axis)
+                                           for i in range(values.shape[axis])]
+    distinct = max(len(np.unique(s)) for s in slices)
+    bits = max(1, math.ceil(math.log2(distinct)))
+    if bits >= 8:
+        return None
+    lut_bytes = math.ceil(values.size * bits / 8) + len(slices) * 2**bits
+    if lut_bytes >= values.size:
+        return None
+    name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+    return LutTensor(name, bits, axis, int(values.size), lut_bytes)
+
+
+def lut_compress(model_bytes: bytes) -> Optional[LutModel]:
+    """The flatbuffer with every weight tensor of at most 2^k values per channel (k < 8)
+    LUT-compressed at k bits, when that makes it smaller; None otherwise."""
+    model = convert_bytearray_to_object(bytearray(model_bytes))
+    specs, tensors = [], []
+    for index, tensor in sorted(_weight_tensors(model).items()):
+        plan = _plan(model, tensor)
+        if plan is None:
+            continue
+        mode = spec.PerTensor() if plan.axis is None else spec.PerChannel(axis=plan.axis)
+        specs.append(spec.Tensor(subgraph=0, tensor=index, compression=[
+            spec.LookUpTableCompression(index_bitwidth=plan.bits, mode=mode)]))
+        tensors.append(plan)
+    if not specs:
+        return None
+    compressed = bytes(compress(model_bytes, specs))
+    if len(compressed) >= len(model_bytes):
+        return None
+    return LutModel(compressed, tuple(tensors))

@@ -1,0 +1,85 @@
+"""LSQ: k-bit weights with a learned step size, deployable as int8 + k-bit LUT.
+
+```python
+w_q = lsq_quantize(w, step, bits=4)          # at most 2^4 - 1 levels per step
+LsqWeights(bits=4)(w, step)                   # the same, as a serializable object
+```
+
+The quantized weights are integer multiples of `step` in [-(2^(k-1) - 1), 2^(k-1) - 1]:
+after int8 conversion each channel holds at most 2^k - 1 distinct int8 values, so
+TFLite-Micro's LUT compression stores it at k bits per weight.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+
+def _scale_gradient(x, factor: float):
+    """x in the forward pass; its gradient multiplied by `factor`."""
+    return x * factor + ops.stop_gradient(x - x * factor)
+
+
+def lsq_quantize(weights, step, bits: int):
+    """Symmetric k-bit quantization with a learned step s (Esser et al. 2020).
+
+    With Q = 2^(k-1) - 1 and v = w / s:
+
+        q(w) = s * round(clip(v, -Q, Q))
+
+    Gradients (straight-through for the rounding):
+
+        dq/dw = 1 if |v| <= Q else 0
+        dq/ds = g * (round(v) - v)   if |v| <= Q
+                g * sign(v) * Q      otherwise
+
+    with g = 1 / sqrt(N * Q), N the number of weights sharing one step (LSQ's gradient
+    scale, which keeps the step's updates on the weights' scale).
+
+    Args:
+        weights: float tensor.
+        step: positive step size, broadcastable to `weights` (one per output channel,
+            or a scalar).
+        bits: k, from 2 to 7.
+
+    Returns:
+        The quantized weights, same shape as `weights`.
+
+    References:
+        S. K. Esser, J. L. McKinstry, D. Bablani, R. Appuswamy, D. S. Modha, "Learned
+        Step Size Quantization", ICLR 2020.
+    """
+    levels = 2.0 ** (bits - 1) - 1.0
+    shared = math.prod(weights.shape) / max(1, math.prod(step.shape))
+    step = _scale_gradient(step, 1.0 / math.sqrt(shared * levels))
+    clipped = ops.clip(weights / step, -levels, levels)
+    rounded = clipped + ops.stop_gradient(ops.round(clipped) - clipped)
+    return rounded * step
+
+
+def lsq_initial_step(weights, bits: int, axis=None):
+    """LSQ's initial step, 2 mean|w| / sqrt(Q), per channel over all axes but `axis`."""
+    levels = 2.0 ** (bits - 1) - 1.0
+    axes = None if axis is None else tuple(i for i in range(len(weights.shape)) if i not in axis)
+    return 2.0 * ops.mean(ops.abs(weights), axis=axes) / math.sqrt(levels)
+
+
+@keras.saving.register_keras_serializable(package="tflw")
+class LsqWeights:
+    """`lsq_quantize` at a fixed bit width, as a serializable object."""
+
+    def __init__(self, bits: int):
+        if not 2 <= bits <= 7:
+            raise ValueError(f"LSQ weights take 2 to 7 bits, got {bits}: 8 bits is plain int8")
+        self.bits = bits
+
+    def __call__(self, weights, step):
+        return lsq_quantize(weights, step, self.bits)
+
+    def get_config(self) -> dict:
+        return {"bits": self.bits}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "LsqWeights":
+        return cls(**config)
