@@ -71,6 +71,7 @@ def on_device(model, x_test, y_test, workdir: str, name: str, representative=Non
         "outputs_over_1_lsb": float(np.mean(check.lsb_differences[0] > 1.001)),
         "flatbuffer_bytes": result.flatbuffer_bytes,
         "arena_bytes": result.arena_bytes,
+        "lut": result.report["lut"],
     }
 
 

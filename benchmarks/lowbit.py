@@ -1,0 +1,97 @@
+"""Low-bit weights on full MNIST: accuracy and flash after LUT compression, W8 down to W2.
+
+    python -m benchmarks.lowbit [--seeds 0 1 2] [--bits 8 4 3 2]
+
+One float CNN (the demo CNN at width 32, trained once) is fine-tuned with
+`quantize_model(weight_bits=k)` (LSQ; first and last layer 8-bit) for each k and seed,
+exported (int8 flatbuffer + LUT-compressed one, checked bit-identical in TFLite-Micro) and
+run on the 10,000 test digits in TFLite-Micro. Flash is compared with the float32
+flatbuffer of the same network. Activations stay int8 (A8). Targets (issue 5): W4A8 >=
+float - 1 pp; flash at W4 <= 0.16x the float32 flatbuffer.
+"""
+
+import argparse
+import os
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tflw  # noqa: E402
+from benchmarks.common import compiled, format_table, on_device, write_results  # noqa: E402
+from benchmarks.shared_data import load_mnist, require  # noqa: E402
+from tflw.demo import build_demo_model  # noqa: E402
+
+COLUMNS = (
+    ("run", "run", "{}"),
+    ("keras_mean", "Keras acc", "{:.2%}"),
+    ("tflm_mean", "TFLM acc (mean)", "{:.2%}"),
+    ("tflm_spread", "spread", "{:.2%}"),
+    ("max_lsb", "max LSB", "{:.2f}"),
+    ("flash_bytes", "flash B", "{:,}"),
+    ("flash_vs_float32", "flash / fp32", "{:.3f}"),
+    ("arena_bytes", "arena B", "{:,}"),
+)
+
+
+def float32_bytes(model) -> int:
+    import tensorflow as tf
+
+    return len(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+
+
+def one_run(model_path: str, bits: int, seed: int, train, test, args, workdir: str) -> dict:
+    keras.utils.set_random_seed(seed)
+    qat = tflw.quantize_model(keras.saving.load_model(model_path),
+                              calibration_data=train[0][:512], weight_bits=bits)
+    compiled(qat, args.qat_learning_rate).fit(*train, epochs=args.qat_epochs,
+                                              batch_size=args.batch_size, verbose=2)
+    device = on_device(qat, *test, workdir, f"w{bits}_{seed}")
+    lut = device.get("lut")
+    return {"keras": float(qat.evaluate(*test, verbose=0)[1]), "tflm": device["tflm_accuracy"],
+            "max_lsb": device["max_lsb_difference"],
+            "flash": lut["flatbuffer_bytes"] if lut else device["flatbuffer_bytes"],
+            "arena": lut["arena_bytes_measured"] if lut else device["arena_bytes"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--bits", type=int, nargs="+", default=[8, 4, 3, 2])
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--float-epochs", type=int, default=3)
+    parser.add_argument("--qat-epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--qat-learning-rate", type=float, default=5e-4)
+    args = parser.parse_args()
+
+    train, test = load_mnist(require("mnist.npz"))
+    workdir = tempfile.mkdtemp(prefix="tflw-lowbit-")
+    keras.utils.set_random_seed(100)
+    model = compiled(build_demo_model(width=args.width), 1e-3)
+    model.fit(*train, epochs=args.float_epochs, batch_size=args.batch_size, verbose=2)
+    float_accuracy = float(model.evaluate(*test, verbose=0)[1])
+    fp32 = float32_bytes(model)
+    model_path = os.path.join(workdir, "float.keras")
+    model.save(model_path)
+
+    rows = [{"run": "float32", "keras_mean": float_accuracy, "flash_bytes": fp32,
+             "flash_vs_float32": 1.0}]
+    for bits in args.bits:
+        runs = [one_run(model_path, bits, seed, train, test, args, workdir) for seed in args.seeds]
+        tflm = np.array([r["tflm"] for r in runs])
+        rows.append({"run": f"W{bits}A8 LSQ", "keras_mean": float(np.mean([r["keras"] for r in runs])),
+                     "tflm_mean": float(tflm.mean()), "tflm_spread": float(tflm.max() - tflm.min()),
+                     "tflm_per_seed": tflm.tolist(), "max_lsb": max(r["max_lsb"] for r in runs),
+                     "flash_bytes": runs[0]["flash"], "flash_vs_float32": runs[0]["flash"] / fp32,
+                     "arena_bytes": runs[0]["arena"]})
+    print(format_table(rows, COLUMNS))
+    path = write_results("lowbit", {"settings": vars(args) | {"cpu_count": os.cpu_count()},
+                                    "rows": rows})
+    print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()
