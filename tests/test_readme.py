@@ -21,4 +21,4 @@ def test_the_readme_example_trains_exports_and_matches_tflite_micro(tmp_path, mo
     check, y_test = namespace["check"], namespace["y_test"]
     assert (tmp_path / "build" / "mnist" / "model.tflite").is_file()
     assert check.parity and check.argmax_agreement >= 0.99
-    assert np.mean(check.outputs[0].argmax(-1) == y_test) > 0.85
+    assert np.mean(check.outputs[0].argmax(-1) == y_test) > 0.8  # chance: 0.1
