@@ -119,3 +119,13 @@ def test_a_low_bit_model_round_trips_through_a_keras_file(pixels, tmp_path):
     qat.save(tmp_path / "lowbit.keras")
     loaded = keras.saving.load_model(tmp_path / "lowbit.keras")
     np.testing.assert_array_equal(loaded.predict(pixels, verbose=0), qat.predict(pixels, verbose=0))
+
+
+def test_analysis_shows_the_bits_and_the_lut_flash(pixels):
+    qat = tflw.quantize_model(small_cnn(), calibration_data=pixels, weight_bits=3)
+    analysis = tflw.analyze(qat)
+    assert sorted(set(analysis.lut_bits.values())) and max(analysis.lut_bits.values()) <= 3
+    assert analysis.lut_flatbuffer_bytes < analysis.flatbuffer_bytes
+    assert analysis.lut_arena_bytes >= analysis.arena_bytes  # DECODE fills arena buffers
+    text = str(analysis)
+    assert "LUT-compressed" in text and f"{analysis.lut_flatbuffer_bytes:,} B" in text

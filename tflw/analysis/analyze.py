@@ -9,7 +9,7 @@ analysis.to_dict()                   # the same as JSON-ready data
 
 import os
 from typing import TYPE_CHECKING
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
@@ -19,6 +19,7 @@ from tflw import boards
 from tflw.analysis.metrics import information_density, netscore
 from tflw.export.board_fit import check_fits
 from tflw.export.flatbuffer import read_flatbuffer
+from tflw.export.lut import lut_compress
 from tflw.export.verify import read_model_file, verify
 
 if TYPE_CHECKING:
@@ -40,6 +41,10 @@ class Analysis:
         board: the board checked against, if any; `latency_estimate_seconds` comes from
             its cycles-per-MAC estimate (see `board.speed_source`).
         calibration: what the activation ranges came from (sizes do not depend on it).
+        lut_bits: {weight tensor name: k} for the tensors LUT compression stores at k bits
+            (low-bit weights); the others stay int8.
+        lut_flatbuffer_bytes, lut_arena_bytes: flash and measured arena of the
+            LUT-compressed model, None when nothing compresses.
     """
 
     ops: tuple
@@ -51,6 +56,9 @@ class Analysis:
     host_invoke_seconds: float
     calibration: str
     board: Optional[boards.Board] = None
+    lut_bits: dict = field(default_factory=dict)
+    lut_flatbuffer_bytes: Optional[int] = None
+    lut_arena_bytes: Optional[int] = None
 
     @property
     def latency_estimate_seconds(self) -> Optional[float]:
@@ -122,7 +130,10 @@ def analyze(
     board = None if board is None else boards.get(board)
     model_bytes, calibration = _flatbuffer(model, representative_data)
     info = read_flatbuffer(model_bytes)
-    run = verify(model_bytes, [np.zeros((1, *t.shape[1:]), np.float32) for t in info.inputs])
+    zeros = [np.zeros((1, *t.shape[1:]), np.float32) for t in info.inputs]
+    run = verify(model_bytes, zeros)
+    lut = lut_compress(model_bytes)
+    lut_run = None if lut is None else verify(lut.model_bytes, zeros)
     ops = info.operators
     return Analysis(
         ops=ops,
@@ -134,21 +145,25 @@ def analyze(
         host_invoke_seconds=run.invoke_seconds,
         calibration=calibration,
         board=board,
+        lut_bits={} if lut is None else {t.name: t.bits for t in lut.tensors},
+        lut_flatbuffer_bytes=None if lut is None else len(lut.model_bytes),
+        lut_arena_bytes=None if lut_run is None else lut_run.arena_bytes,
     )
 
 
 def summary(analysis: Analysis) -> str:
     """A Larq-style printed table of `analysis`."""
-    header = ("layer", "op", "output", "params", "MACs", "weight B", "act. B")
-    rows = [(op.layer, op.name, "x".join(map(str, op.output_shape[1:])), f"{op.parameters:,}",
-             f"{op.macs:,}", f"{op.parameter_bytes:,}", f"{op.output_bytes:,}")
-            for op in analysis.ops]
-    total = ("total", "", "", f"{analysis.parameters:,}", f"{analysis.macs:,}",
+    header = ("layer", "op", "output", "bits", "params", "MACs", "weight B", "act. B")
+    rows = [(op.layer, op.name, "x".join(map(str, op.output_shape[1:])),
+             str(analysis.lut_bits.get(op.weight_tensor, 8)) if op.weight_tensor else "",
+             f"{op.parameters:,}", f"{op.macs:,}", f"{op.parameter_bytes:,}",
+             f"{op.output_bytes:,}") for op in analysis.ops]
+    total = ("total", "", "", "", f"{analysis.parameters:,}", f"{analysis.macs:,}",
              f"{analysis.weight_bytes:,}", "")
     widths = [max(len(row[i]) for row in [header, *rows, total]) for i in range(len(header))]
 
     def line(row) -> str:
-        cells = [cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in
+        cells = [cell.ljust(w) if i < 4 else cell.rjust(w) for i, (cell, w) in
                  enumerate(zip(row, widths))]
         return "  ".join(cells).rstrip()
 
@@ -157,6 +172,9 @@ def summary(analysis: Analysis) -> str:
              f"flash (flatbuffer)  {analysis.flatbuffer_bytes:,} B",
              f"arena (measured)    {analysis.arena_bytes:,} B",
              f"activation ranges   {analysis.calibration}"]
+    if analysis.lut_flatbuffer_bytes is not None:
+        lines += [f"LUT-compressed      {analysis.lut_flatbuffer_bytes:,} B flash, "
+                  f"{analysis.lut_arena_bytes:,} B arena (measured; needs TFLite-Micro's DECODE)"]
     if analysis.board is not None:
         lines += _board_lines(analysis, analysis.board)
     return "\n".join(lines)

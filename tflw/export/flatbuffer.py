@@ -90,6 +90,7 @@ class OperatorCost:
     parameters: int = 0
     parameter_bytes: int = 0
     layer: str = ""
+    weight_tensor: str = ""  # name of the int8 weight tensor, "" for ops without one
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:
     output = graph.tensors[op.outputs[0]]
     output_shape = tuple(int(d) for d in output.shape)
     weights = zeros = macs = parameters = parameter_bytes = 0
-    layer = _layer_scope(_name(output))
+    layer, weight_tensor = _layer_scope(_name(output)), ""
     for position, tensor_index in enumerate(op.inputs):
         tensor = graph.tensors[tensor_index] if tensor_index >= 0 else None
         values = None if tensor is None else _constant(model, tensor)
@@ -174,12 +175,12 @@ def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:
         parameter_bytes += int(values.nbytes)
         if position == 1 and values.dtype == np.int8:
             weights, zeros = int(values.size), int(np.sum(values == 0))
-            layer = _layer_scope(_name(tensor))
+            layer, weight_tensor = _layer_scope(_name(tensor)), _name(tensor)
             macs = _macs(name, tuple(int(d) for d in tensor.shape), output_shape)
     itemsize = np.dtype(_NUMPY_TYPES.get(_TYPE_NAMES[output.type], np.uint8)).itemsize
     return OperatorCost(index, name, _name(output), macs, weights, zeros, output_shape,
                         int(np.prod(output_shape)) * itemsize, parameters, parameter_bytes,
-                        layer)
+                        layer, weight_tensor)
 
 
 def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
