@@ -13,6 +13,7 @@ from tests.conftest import randomize_batch_norms
 from tflw.export.convert import to_tflite
 from tflw.export.lut import _plan, lut_compress
 from tflw.models import depthwise_separable
+from tflw.quantization.binary import binary_quantize
 from tflw.quantization.lsq import LsqWeights, lsq_quantize
 from tflite_micro.python.tflite_micro.runtime import convert_bytearray_to_object
 from tflite_micro.tensorflow.lite.micro.compression import compress, spec
@@ -129,3 +130,23 @@ def test_analysis_shows_the_bits_and_the_lut_flash(pixels):
     assert analysis.lut_arena_bytes >= analysis.arena_bytes  # DECODE fills arena buffers
     text = str(analysis)
     assert "LUT-compressed" in text and f"{analysis.lut_flatbuffer_bytes:,} B" in text
+
+
+def test_binary_forward_and_gradients_by_hand():
+    # two output channels (last axis): alpha = mean|w| per channel = 0.5 and 1.5
+    w = tf.Variable([[0.2, -1.0], [-0.8, 2.0]])
+    with tf.GradientTape() as tape:
+        q = binary_quantize(w, channel_axes=(1,))
+    np.testing.assert_allclose(q.numpy(), [[0.5, -1.5], [-0.5, 1.5]])
+    # straight-through inside |w| <= 1 (times alpha), none outside
+    np.testing.assert_allclose(tape.gradient(q, w).numpy(), [[0.5, 1.5], [0.5, 0.0]])
+
+
+def test_binary_layers_hold_two_int8_values_and_ship_as_a_one_bit_lut(pixels, tmp_path):
+    qat = tflw.quantize_model(small_cnn(), calibration_data=pixels, weight_bits=1)
+    levels = int8_levels(to_tflite(qat))
+    assert max(count for name, count in levels.items()
+               if not name.startswith(("first", "last"))) == 2
+    result = tflw.export(qat, tmp_path / "out", sample_inputs=pixels)
+    assert {t["bits"] for t in result.report["lut"]["tensors"]} == {1}
+    assert result.verification.max_lsb_difference <= 1.001

@@ -31,9 +31,11 @@ def quantize_model(
         model: a built `keras.Sequential` or Functional `keras.Model` (or a tf_keras model).
         calibration_data: optional input batches (array, or iterable of arrays) used to set
             the activation ranges before training, so the result exports even untrained.
-        weight_bits: 2 to 8. Below 8, weights train on 2^k - 1 levels with a learned step
-            (LSQ, `tflw.quantization.lsq`), still int8 on the device, where `export`
-            LUT-compresses them to k bits. The first and last weighted layers stay 8-bit.
+        weight_bits: 1 to 8. From 7 down to 2, weights train on 2^k - 1 levels with a
+            learned step (LSQ, `tflw.quantization.lsq`); at 1 they are binary, +-alpha per
+            channel (`tflw.quantization.binary`). They stay int8 on the device, where
+            `export` LUT-compresses them to k bits. The first and last weighted layers
+            stay 8-bit.
         layer_bits: {layer name: bits} overrides, the first and last layers included.
 
     Returns:

@@ -28,6 +28,7 @@ from tflw.conversion_trace import tracing_for_conversion
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.input_link import LinksInputQuantizer
 from tflw.quantization.integer_arithmetic import requantize
+from tflw.quantization.binary import BinaryWeights
 from tflw.quantization.lsq import LsqWeights, lsq_initial_step
 from tflw.quantization.quantizers import fake_quant_range, fake_quant_weights, weight_scale
 
@@ -54,8 +55,10 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         super().__init__(**kwargs)
         self.pruned = pruned
         self.weight_bits = weight_bits
-        # Below 8 bits, LSQ snaps the folded kernel to k-bit levels before the int8 step.
-        self.low_bit_weights = LsqWeights(weight_bits) if weight_bits < 8 else None
+        # Below 8 bits the folded kernel snaps to k-bit levels (LSQ), or to +-alpha at one
+        # bit, before the int8 step.
+        self.low_bit_weights = (BinaryWeights() if weight_bits == 1 else
+                                LsqWeights(weight_bits) if weight_bits < 8 else None)
         if activation not in ACTIVATIONS:
             raise ValueError(f"{self.name}: activation must be one of {sorted(ACTIVATIONS)}")
         self.use_bias = use_bias
@@ -86,7 +89,7 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
             )
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(channels,), initializer="zeros")
-        if self.low_bit_weights is not None:
+        if isinstance(self.low_bit_weights, LsqWeights):
             self.weight_step = self.add_weight(
                 name="weight_step", shape=self.step_shape(tuple(self.kernel.shape)),
                 initializer="ones",
@@ -122,22 +125,28 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
     def scale_kernel(self, kernel, scale):
         return kernel * scale
 
+    def channel_axes(self, rank: int) -> tuple:
+        """Axes of the kernel that index one int8 weight range (none: per tensor)."""
+        return (rank - 1,) if self.per_channel_axis is not None else ()
+
     def step_shape(self, kernel_shape: tuple) -> tuple:
         """Shape of the LSQ step: one per int8 weight range."""
-        return (kernel_shape[-1],) if self.per_channel_axis is not None else ()
+        return tuple(kernel_shape[a] for a in self.channel_axes(len(kernel_shape)))
 
     def initialize_weight_step(self) -> None:
         """LSQ's initial step from the current folded kernel (after weights are copied in)."""
+        if not isinstance(self.low_bit_weights, LsqWeights):
+            return
         kernel, _ = self.folded_kernel_and_bias()
-        rank, step_rank = len(kernel.shape), len(self.weight_step.shape)
-        channel_axes = tuple(range(rank - step_rank, rank))
-        self.weight_step.assign(keras.ops.convert_to_numpy(
-            lsq_initial_step(kernel, self.weight_bits, channel_axes or None)))
+        self.weight_step.assign(keras.ops.convert_to_numpy(lsq_initial_step(
+            kernel, self.weight_bits, self.channel_axes(len(kernel.shape)) or None)))
 
     def low_bit(self, kernel):
-        """The kernel on its k-bit grid (unchanged at 8 bits)."""
+        """The kernel on its k-bit grid, or binarized (unchanged at 8 bits)."""
         if self.low_bit_weights is None:
             return kernel
+        if isinstance(self.low_bit_weights, BinaryWeights):
+            return self.low_bit_weights(kernel, self.channel_axes(len(kernel.shape)))
         return self.low_bit_weights(kernel, ops.maximum(self.weight_step, 1e-8))
 
     def quantized_kernel(self, kernel) -> tuple:
@@ -264,8 +273,8 @@ class QuantDepthwiseConv2D(_Conv):
     def scale_kernel(self, kernel, scale):
         return kernel * ops.reshape(scale, ops.shape(kernel)[2:])
 
-    def step_shape(self, kernel_shape: tuple) -> tuple:
-        return kernel_shape[2:]  # (channels, multiplier): one per output channel
+    def channel_axes(self, rank: int) -> tuple:
+        return (2, 3)  # (channels, multiplier): one range per output channel
 
     def quantized_kernel(self, kernel) -> tuple:
         kernel = self.low_bit(kernel)

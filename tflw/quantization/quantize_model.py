@@ -305,8 +305,7 @@ class _Rewriter:
         if pruned is not layer:
             _copy(new_layers[-1].kernel_mask, pruned.mask)
         for new_layer in new_layers:
-            if new_layer.weight_bits < 8:
-                new_layer.initialize_weight_step()
+            new_layer.initialize_weight_step()
         if trailing is not None:
             tensor = self.quantize_activation(trailing, tensor, last.outputs[0], layer)
         self.tensors[last.outputs[0]] = tensor
@@ -386,8 +385,8 @@ def weight_bits_per_layer(graph: Graph, weight_bits: int, overrides: Optional[di
         bits[names[0]] = bits[names[-1]] = 8
     bits.update(overrides or {})
     for name, value in bits.items():
-        if not 2 <= value <= 8:
-            raise ValueError(f"layer '{name}': weight bits must be 2 to 8, got {value}")
+        if not 1 <= value <= 8:
+            raise ValueError(f"layer '{name}': weight bits must be 1 (binary) to 8, got {value}")
     return bits
 
 
