@@ -47,7 +47,7 @@ def _verify(args) -> None:
         import keras
 
         reference = keras.saving.load_model(args.reference)
-    result = verify(args.model, _load_array(args.inputs), reference=reference)
+    result = verify(args.model, _load_array(args.inputs), reference=reference, progress=True)
     print(f"ran {len(result.outputs[0])} samples in TFLite-Micro; arena {result.arena_bytes:,} B")
     if reference is not None:
         print(f"argmax agreement {result.argmax_agreement:.2%}, "

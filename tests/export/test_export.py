@@ -117,3 +117,23 @@ def test_tf_keras_model_goes_through_tfmot(tmp_path):
     result = tflw.export(qat, tmp_path / "tfmot", sample_inputs=data)
     assert result.report["quantization"] == "QAT, tfmot (tf_keras)"
     assert result.verification.max_lsb_difference <= 2.001
+
+
+def test_verify_shows_progress_only_when_asked(exported, pixels, capsys):
+    _, result = exported
+    quiet = tflw.verify(result.tflite_path, pixels)
+    assert capsys.readouterr().out == ""
+    loud = tflw.verify(result.tflite_path, pixels, progress=True)
+    printed = capsys.readouterr().out
+    assert f"{len(pixels)}/{len(pixels)}" in printed and "sample" in printed
+    np.testing.assert_array_equal(quiet.outputs[0], loud.outputs[0])
+
+
+def test_a_hung_interpreter_is_stopped_at_the_timeout(exported):
+    from tflw.export.tflm import run_tflm
+
+    _, result = exported
+    info = result.info
+    many = np.zeros((20000, *info.inputs[0].shape[1:]), np.int8)
+    with pytest.raises(InterpreterError, match="did not finish within 1 s"):
+        run_tflm(result.tflite_path.read_bytes(), [many], output_count=1, timeout_s=1)

@@ -11,9 +11,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+import keras
 import numpy as np
 
 from tflw.errors import InterpreterError
@@ -42,6 +44,7 @@ def run_tflm(
     inputs: Sequence[np.ndarray],
     output_count: int,
     timeout_s: float = 600.0,
+    progress: bool = False,
 ) -> "TflmRun":
     """Invoke `model_bytes` on each sample of `inputs` in a separate Python process.
 
@@ -50,6 +53,8 @@ def run_tflm(
         inputs: one array per model input, already quantized, sample axis first.
         output_count: number of model outputs.
         timeout_s: the worker is killed after this many seconds.
+        progress: show a progress bar of the samples run (the CLI does; library calls
+            stay quiet by default).
 
     Returns:
         A `TflmRun`.
@@ -64,21 +69,42 @@ def run_tflm(
             request, model=np.frombuffer(model_bytes, dtype=np.uint8),
             input_count=len(inputs), output_count=output_count, **arrays,
         )
-        try:
-            done = subprocess.run(
-                [sys.executable, "-m", "tflw.export.tflm_worker", request, reply],
-                capture_output=True, text=True, timeout=timeout_s, env=_worker_environment(),
-            )
-        except subprocess.TimeoutExpired as error:
+        returncode, stderr = _run_worker(request, reply, folder, timeout_s, progress)
+        if returncode is None:
             raise InterpreterError(
                 f"TFLite-Micro did not finish within {timeout_s:.0f} s; the model may be too "
                 "large for a host check, or the interpreter hung."
-            ) from error
-        if done.returncode != 0:
-            raise InterpreterError(_explain(done.returncode, done.stderr))
+            )
+        if returncode != 0:
+            raise InterpreterError(_explain(returncode, stderr))
         with np.load(reply) as data:
             outputs = [data[f"output_{i}"] for i in range(output_count)]
             return TflmRun(outputs, int(data["arena_bytes"]), float(data["invoke_seconds"]))
+
+
+def _run_worker(request: str, reply: str, folder: str, timeout_s: float, progress: bool):
+    """(exit status or None on timeout, stderr) of the worker; with `progress`, a bar of
+    the samples it has run."""
+    with open(os.path.join(folder, "stderr.txt"), "w+") as stderr:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tflw.export.tflm_worker", request, reply],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=_worker_environment(),
+        )
+        timer = threading.Timer(timeout_s, worker.kill)
+        timer.start()
+        bar = None
+        for line in worker.stdout:
+            if progress and line.startswith("tflw-progress "):
+                done, total = map(int, line.split()[1:])
+                bar = bar or keras.utils.Progbar(total, unit_name="sample")
+                bar.update(done)
+        worker.wait()
+        timed_out = not timer.is_alive()
+        timer.cancel()
+        if bar is not None and worker.returncode == 0:
+            bar.update(bar.target, finalize=True)
+        stderr.seek(0)
+        return (None if timed_out else worker.returncode), stderr.read()
 
 
 def _worker_environment() -> dict:

@@ -66,7 +66,11 @@ def run(request: dict) -> dict:
     input_count, output_count = int(request["input_count"]), int(request["output_count"])
     outputs = [[] for _ in range(output_count)]
     invoke_seconds = 0.0
-    for sample in range(len(request["input_0"])):
+    total = len(request["input_0"])
+    every = max(1, total // 100)
+    for sample in range(total):
+        if sample % every == 0:
+            print(f"tflw-progress {sample} {total}", flush=True)  # read by tflw.export.tflm
         for index in range(input_count):
             interpreter.set_input(request[f"input_{index}"][sample:sample + 1], index)
         start = time.perf_counter()

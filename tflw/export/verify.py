@@ -61,6 +61,7 @@ def verify(
     tflite: Union[bytes, str, os.PathLike],
     inputs: Union[np.ndarray, Sequence[np.ndarray]],
     reference=None,
+    progress: bool = False,
 ) -> VerifyResult:
     """Run `tflite` in TFLite-Micro (in a separate process) on float `inputs`.
 
@@ -71,6 +72,7 @@ def verify(
         tflite: flatbuffer bytes or a path to a `.tflite` file.
         inputs: float inputs with the sample axis first (a list for several inputs).
         reference: optional Keras model (tflw QAT, tfmot QAT, or float) to compare with.
+        progress: show a progress bar while TFLite-Micro runs the samples.
 
     Returns:
         A `VerifyResult`.
@@ -100,7 +102,7 @@ def verify(
         if not np.isfinite(np.asarray(value, np.float64)).all():
             raise NonFiniteError(f"inputs for '{tensor.name}' hold NaN/Inf: clean the data.")
     quantized = [tensor.quantize(v) for v, tensor in zip(values, info.inputs)]
-    run = run_tflm(model_bytes, quantized, output_count=len(info.outputs))
+    run = run_tflm(model_bytes, quantized, output_count=len(info.outputs), progress=progress)
     outputs = [tensor.dequantize(r) for r, tensor in zip(run.outputs, info.outputs)]
     result = VerifyResult(outputs=outputs, arena_bytes=run.arena_bytes,
                           invoke_seconds=run.invoke_seconds)
