@@ -60,10 +60,12 @@ EXPECTED = {
 
 
 def blocks_model() -> keras.Model:
-    """The blocks the zoo models do not already cover: inverted residual with
-    squeeze-excite (MUL, LOGISTIC, MEAN keepdims) and a dilated conv."""
+    """The blocks the zoo models do not already cover: a MobileNetV3 inverted residual
+    (hard-swish, squeeze-excite: HARD_SWISH, MUL, LOGISTIC, MEAN keepdims), a MobileNetV2
+    one and a dilated conv."""
     inputs = keras.Input((16, 16, 8))
-    x = inverted_residual(inputs, 8, expansion=4, squeeze_excite_ratio=4, name="ir")
+    x = inverted_residual(inputs, 8, expansion=4, squeeze_excite_ratio=4,
+                          activation="hard_swish", name="ir")
     x = inverted_residual(x, 16, expansion=2, strides=2, name="ir_down")
     x = dilated_conv(x, 16, dilation=2)
     x = keras.layers.GlobalAveragePooling2D()(x)
@@ -102,3 +104,5 @@ def test_zoo_model_quantizes_exports_and_matches_tflite_micro(name, tmp_path):
     assert result.verification.max_lsb_difference <= 1.001
     assert result.verification.argmax_agreement == 1.0
     assert (result.info.parameter_count, result.info.macs) == keras_costs(qat)
+    if name == "blocks":
+        assert {"HARD_SWISH", "MUL", "LOGISTIC"} <= {op.name for op in result.info.ops}

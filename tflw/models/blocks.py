@@ -5,7 +5,7 @@ Every block takes a tensor and returns one, so blocks chain in the Functional AP
 ```python
 x = conv_bn_relu(inputs, 16, 3, strides=2, name="stem")
 x = depthwise_separable(x, 32, name="ds1")
-x = inverted_residual(x, 32, expansion=4, squeeze_excite=True, name="ir1")
+x = inverted_residual(x, 32, squeeze_excite_ratio=4, activation="hard_swish", name="ir1")
 x = dilated_conv(x, 32, dilation=2, name="context")
 ```
 
@@ -22,7 +22,7 @@ layers = keras.layers
 
 def conv_bn_relu(x, filters: int, kernel_size, strides=1, dilation: int = 1,
                  activation: Optional[str] = "relu", name: str = "conv"):
-    """Conv2D (no bias) -> BatchNorm -> activation ("relu", "relu6" or None)."""
+    """Conv2D (no bias) -> BatchNorm -> activation (see `_activation`)."""
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
                       dilation_rate=dilation, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
@@ -30,10 +30,14 @@ def conv_bn_relu(x, filters: int, kernel_size, strides=1, dilation: int = 1,
 
 
 def _activation(x, activation: Optional[str], name: str):
+    """None, "relu", "relu6" (fused into the conv on the device) or "hard_swish"
+    (MobileNetV3's x * relu6(x + 3) / 6, TFLite-Micro's HARD_SWISH op)."""
     if activation is None:
         return x
     if activation == "relu6":
         return layers.ReLU(6.0, name=f"{name}_relu6")(x)
+    if activation == "hard_swish":
+        return layers.Activation("hard_swish", name=f"{name}_hard_swish")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -59,18 +63,19 @@ def squeeze_excite(x, ratio: int = 4, name: str = "se"):
 
 
 def inverted_residual(x, filters: int, expansion: int = 4, strides=1, kernel_size=3,
-                      squeeze_excite_ratio: Optional[int] = None, name: str = "ir"):
-    """MobileNetV2's block (Sandler et al. 2018): 1x1 expand -> ReLU6, depthwise -> ReLU6,
-    optional squeeze-excite (MobileNetV3), 1x1 linear projection; a residual add when
-    the shapes allow."""
+                      squeeze_excite_ratio: Optional[int] = None, activation: str = "relu6",
+                      name: str = "ir"):
+    """MobileNetV2's block (Sandler et al. 2018): 1x1 expand -> act, depthwise -> act,
+    optional squeeze-excite, 1x1 linear projection; a residual add when the shapes allow.
+    MobileNetV3 (Howard et al. 2019) uses activation="hard_swish" with squeeze-excite."""
     inputs = x
     channels = int(x.shape[-1])
     if expansion != 1:
-        x = conv_bn_relu(x, channels * expansion, 1, activation="relu6", name=f"{name}_expand")
+        x = conv_bn_relu(x, channels * expansion, 1, activation=activation, name=f"{name}_expand")
     x = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same", use_bias=False,
                                name=f"{name}_dw")(x)
     x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
-    x = layers.ReLU(6.0, name=f"{name}_dw_relu6")(x)
+    x = _activation(x, activation, f"{name}_dw")
     if squeeze_excite_ratio:
         x = squeeze_excite(x, squeeze_excite_ratio, name=f"{name}_se")
     x = conv_bn_relu(x, filters, 1, activation=None, name=f"{name}_project")

@@ -43,6 +43,8 @@ FIXED_RANGES = {
     "tanh": (-1.0, 127.0 / 128.0),
 }
 FUSABLE = ("relu", "relu6")
+# Activations TFLite-Micro runs as their own int8 op, output on a learned range.
+OWN_RANGE_ACTIVATIONS = ("hard_silu", "hard_swish")  # Keras 3 names it hard_silu
 
 
 @dataclass(frozen=True)
@@ -320,11 +322,11 @@ class _Rewriter:
     def quantize_activation(self, name: str, tensor, key: int, layer, applied: bool = False):
         if name == "linear":
             return tensor
-        if name not in FIXED_RANGES and name not in FUSABLE:
+        if name not in FIXED_RANGES and name not in FUSABLE + OWN_RANGE_ACTIVATIONS:
             raise UnsupportedLayerError(
                 layer.name, type(layer).__name__,
                 f"activation '{name}' has no int8 TFLite-Micro kernel tflw can match; use "
-                f"one of {', '.join(FUSABLE + tuple(FIXED_RANGES))}.",
+                f"one of {', '.join(FUSABLE + OWN_RANGE_ACTIVATIONS + tuple(FIXED_RANGES))}.",
             )
         if not applied:
             tensor = keras.layers.Activation(name, name=f"{layer.name}_{name}")(tensor)
