@@ -14,6 +14,7 @@ from tflw.models import (
     inverted_residual,
     mobilenet_v1,
     resnet8,
+    shuffle_unit,
 )
 
 
@@ -62,12 +63,13 @@ EXPECTED = {
 def blocks_model() -> keras.Model:
     """The blocks the zoo models do not already cover: a MobileNetV3 inverted residual
     (hard-swish, squeeze-excite: HARD_SWISH, MUL, LOGISTIC, MEAN keepdims), a MobileNetV2
-    one and a dilated conv."""
+    one, a dilated conv and a ShuffleNet unit (grouped 1x1 convs, RESHAPE/TRANSPOSE)."""
     inputs = keras.Input((16, 16, 8))
     x = inverted_residual(inputs, 8, expansion=4, squeeze_excite_ratio=4,
                           activation="hard_swish", name="ir")
     x = inverted_residual(x, 16, expansion=2, strides=2, name="ir_down")
     x = dilated_conv(x, 16, dilation=2)
+    x = shuffle_unit(x, groups=4)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, keras.layers.Dense(4)(x), name="blocks")
 
@@ -105,4 +107,4 @@ def test_zoo_model_quantizes_exports_and_matches_tflite_micro(name, tmp_path):
     assert result.verification.argmax_agreement == 1.0
     assert (result.info.parameter_count, result.info.macs) == keras_costs(qat)
     if name == "blocks":
-        assert {"HARD_SWISH", "MUL", "LOGISTIC"} <= {op.name for op in result.info.ops}
+        assert {"HARD_SWISH", "MUL", "LOGISTIC", "TRANSPOSE"} <= {op.name for op in result.info.ops}

@@ -137,3 +137,23 @@ def test_pruned_model_round_trips_through_keras_file(tmp_path):
     x, _ = data(16)
     np.testing.assert_allclose(restored.predict(x, verbose=0), pruned.predict(x, verbose=0), atol=1e-6)
     assert isinstance(restored.get_layer("project"), PruneLowMagnitude)
+
+
+def test_channel_pruning_keeps_grouped_convolutions_whole():
+    from tflw.models import conv_bn_relu, shuffle_unit
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 8))
+    x = conv_bn_relu(inputs, 16, 3, name="stem")
+    x = conv_bn_relu(x, 16, 3, name="mid")
+    x = keras.layers.GlobalAveragePooling2D()(shuffle_unit(x, groups=4, name="unit"))
+    model = keras.Model(inputs, keras.layers.Dense(4, name="head")(x))
+    pruned = tflw.prune_model(model, tflw.ConstantSparsity(0.5), structure="channels",
+                              skip=["head"])
+    data = np.random.default_rng(0).normal(size=(16, 12, 12, 8)).astype("float32")
+    pruned.compile("adam", "mse")
+    pruned.fit(data, np.zeros((16, 4)), epochs=1, verbose=0, callbacks=[tflw.UpdatePruningStep()])
+    stripped = tflw.strip_pruning(pruned)
+    assert stripped.get_layer("stem_conv").kernel.shape[-1] == 8   # free to shrink
+    assert stripped.get_layer("mid_conv").kernel.shape[-1] == 16   # feeds the grouped conv
+    assert stripped.get_layer("unit_gconv1").kernel.shape == (1, 1, 4, 16)

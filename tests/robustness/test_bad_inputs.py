@@ -110,9 +110,9 @@ CASES = {
     "lambda layer": (lambda t: lambda: tflw.quantize_model(
         with_layer(keras.layers.Lambda(lambda x: x * 2, name="double"))),
         errors.UnsupportedLayerError, "double"),
-    "grouped conv": (lambda t: lambda: tflw.quantize_model(
-        with_layer(keras.layers.Conv2D(4, 3, groups=2, name="grouped"))),
-        errors.UnsupportedLayerError, "grouped"),
+    "3d conv": (lambda t: lambda: tflw.quantize_model(
+        with_layer(keras.layers.Conv3D(4, 3, name="volume"), (6, 6, 6, 2))),
+        errors.UnsupportedLayerError, "volume"),
     "channels_first conv": (lambda t: lambda: tflw.quantize_model(
         with_layer(keras.layers.Conv2D(4, 1, data_format="channels_first", name="nchw"))),
         errors.UnsupportedLayerError, "nchw"),

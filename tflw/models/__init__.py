@@ -7,14 +7,16 @@ qat = tflw.quantize_model(model)
 """
 
 from tflw.models.blocks import (
+    channel_shuffle,
     conv_bn_relu,
     depthwise_separable,
     dilated_conv,
     inverted_residual,
     residual_block,
+    shuffle_unit,
     squeeze_excite,
 )
 from tflw.models.zoo import ds_cnn, gesture_cnn, mobilenet_v1, resnet8
 
-__all__ = ["conv_bn_relu", "depthwise_separable", "dilated_conv", "ds_cnn", "gesture_cnn",
-           "inverted_residual", "mobilenet_v1", "residual_block", "resnet8", "squeeze_excite"]
+__all__ = ["channel_shuffle", "conv_bn_relu", "depthwise_separable", "dilated_conv", "ds_cnn", "gesture_cnn",
+           "inverted_residual", "mobilenet_v1", "residual_block", "resnet8", "shuffle_unit", "squeeze_excite"]

@@ -90,6 +90,30 @@ def dilated_conv(x, filters: int, kernel_size=3, dilation: int = 2, name: str = 
     return conv_bn_relu(x, filters, kernel_size, dilation=dilation, name=name)
 
 
+def channel_shuffle(x, groups: int, name: str = "shuffle"):
+    """ShuffleNet's channel shuffle: (h, w, g * c) -> (h, w, g, c) -> (h, w, c, g) ->
+    (h, w, c * g), so the next grouped conv sees every group (RESHAPE, TRANSPOSE)."""
+    height, width, channels = (int(d) for d in x.shape[1:])
+    x = layers.Reshape((height, width, groups, channels // groups), name=f"{name}_split")(x)
+    x = layers.Permute((1, 2, 4, 3), name=f"{name}_swap")(x)
+    return layers.Reshape((height, width, channels), name=f"{name}_merge")(x)
+
+
+def shuffle_unit(x, groups: int = 2, name: str = "shuffle_unit"):
+    """ShuffleNet's unit (Zhang et al. 2018), stride 1: grouped 1x1 conv -> shuffle ->
+    3x3 depthwise -> grouped 1x1 conv, added to the input."""
+    channels = int(x.shape[-1])
+    y = layers.Conv2D(channels, 1, groups=groups, use_bias=False, name=f"{name}_gconv1")(x)
+    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = layers.ReLU(name=f"{name}_relu")(y)
+    y = channel_shuffle(y, groups, name=f"{name}_shuffle")
+    y = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(y)
+    y = layers.BatchNormalization(name=f"{name}_dw_bn")(y)
+    y = layers.Conv2D(channels, 1, groups=groups, use_bias=False, name=f"{name}_gconv2")(y)
+    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([x, y]))
+
+
 def residual_block(x, filters: int, strides=1, name: str = "res"):
     """ResNet's basic block (He et al. 2016): two 3x3 convs, identity or 1x1 shortcut."""
     shortcut = x

@@ -106,6 +106,9 @@ def channel_groups(graph: Graph, prunable: set) -> list:
         layer, kind = step.layer, type(step.layer).__name__
         if kind in PRODUCERS:
             frozen = None if layer.name in prunable else f"'{layer.name}' is not pruned"
+            if layer.get_config().get("groups", 1) > 1:  # channels tied to their group
+                frozen = f"'{layer.name}' is a grouped convolution"
+                spaces.freeze(step.inputs[0], frozen)
             space = spaces.new(step.outputs[0], frozen)
             blocks.append((space, step, layer.name))
         elif kind in PASS_THROUGH:

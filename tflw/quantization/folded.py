@@ -232,12 +232,13 @@ class _Conv(_FoldedLinear):
 class QuantConv2D(_Conv):
     """Conv2D (+ folded BatchNorm, fused ReLU/ReLU6) with per-channel int8 weights."""
 
-    def __init__(self, filters: int, kernel_size, **kwargs):
+    def __init__(self, filters: int, kernel_size, groups: int = 1, **kwargs):
         super().__init__(kernel_size, **kwargs)
         self.filters = filters
+        self.groups = groups
 
     def kernel_shape(self, input_shape):
-        return (*self.kernel_size, input_shape[-1], self.filters)
+        return (*self.kernel_size, input_shape[-1] // self.groups, self.filters)
 
     def output_channels(self, input_shape):
         return self.filters
@@ -249,7 +250,7 @@ class QuantConv2D(_Conv):
         )
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
+        return {**super().get_config(), "filters": self.filters, "groups": self.groups}
 
 
 @keras.saving.register_keras_serializable(package="tflw")

@@ -70,7 +70,7 @@ def _conv2d(layer, **fold) -> list:
     config = layer.get_config()
     return [QuantConv2D(
         filters=config["filters"], kernel_size=config["kernel_size"], name=layer.name,
-        **_spatial(config), **fold,
+        groups=config.get("groups", 1), **_spatial(config), **fold,
     )]
 
 
@@ -122,6 +122,7 @@ LAYER_RULES = {
     "MaxPooling2D": Rule(SAME_SCALE),
     "Flatten": Rule(SAME_SCALE),
     "Reshape": Rule(SAME_SCALE),
+    "Permute": Rule(SAME_SCALE),
     "ZeroPadding2D": Rule(SAME_SCALE),
     "Dropout": Rule(SAME_SCALE),
 }
@@ -268,11 +269,6 @@ class _Rewriter:
                 layer.name, type(layer).__name__,
                 "TFLite-Micro runs channels_last (NHWC) only: rebuild with "
                 "data_format='channels_last'.",
-            )
-        if layer.get_config().get("groups", 1) != 1:
-            raise UnsupportedLayerError(
-                layer.name, type(layer).__name__,
-                "grouped convolution has no TFLite-Micro int8 kernel: use groups=1.",
             )
         activation = activation_name(layer)
         batch_norm_layer, last = None, step
