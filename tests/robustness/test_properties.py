@@ -16,7 +16,8 @@ from tflw.export.c_array import c_array_files
 from tflw.export.c_names import C_KEYWORDS, MAX_LENGTH, c_identifier
 from tflw.export.convert import to_tflite
 
-BLOCKS = ("conv", "conv_bn", "depthwise", "residual", "concat", "max_pool", "avg_pool", "pad")
+BLOCKS = ("conv", "conv_bn", "depthwise", "residual", "concat", "max_pool", "avg_pool", "pad",
+          "grouped", "hard_swish", "gate")
 
 
 @st.composite
@@ -50,6 +51,14 @@ def small_models(draw):
             x = pool(2)(x)
         elif block == "pad":
             x = keras.layers.ZeroPadding2D()(x)
+        elif block == "grouped" and x.shape[-1] % 2 == 0:
+            x = keras.layers.Conv2D(width, 1, groups=2, activation=activation)(x)
+        elif block == "hard_swish":
+            x = keras.layers.Activation("hard_swish")(keras.layers.Conv2D(width, 1)(x))
+        elif block == "gate":  # squeeze-excite style: x * sigmoid(w * mean(x))
+            y = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+            y = keras.layers.Conv2D(x.shape[-1], 1, activation="sigmoid")(y)
+            x = keras.layers.Multiply()([x, y])
     if draw(st.booleans()):
         x = keras.layers.GlobalAveragePooling2D()(x)
     else:
