@@ -8,6 +8,7 @@ ready Arduino sketch with the op resolver and tensor arena taken from the model.
 import tflw
 
 qat = tflw.quantize_model(model)                      # int8 fake-quant, BN folded
+small = tflw.quantize_model(model, weight_bits=4)     # LSQ 4-bit weights, LUT-compressed on export
 qat.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 qat.fit(x_train, y_train, epochs=1)
 result = tflw.export(qat, "build/mnist", sample_inputs=x_test[:200])
@@ -22,6 +23,7 @@ distiller = tflw.Distiller(student=qat, teacher=big_float_model, temperature=4.0
 distiller.compile("adam", loss, metrics=["accuracy"]); distiller.fit(x_train, y_train)
 
 print(tflw.analyze(qat, board="nano33ble"))          # per-op costs, arena, budget
+model = tflw.models.resnet8()                         # MCU-shaped zoo, lightweight blocks
 tflw.export(qat, "build/mnist", board="nano33ble")    # fails clearly if it does not fit
 ```
 """
