@@ -44,12 +44,15 @@ class LinksInputQuantizer:
 
 def _source(tensor):
     """The layer that made `tensor`, looking through layers that keep their input's scale."""
-    from tflw.quantization.quantize_model import LAYER_RULES, SAME_SCALE  # the one table
+    from tflw.quantization.quantize_model import (  # the one table
+        ACTIVATION, LAYER_RULES, SAME_SCALE, activation_name)
 
     while isinstance(tensor, keras.KerasTensor):
         layer, node_index, _ = tensor._keras_history
         rule = LAYER_RULES.get(type(layer).__name__)
-        same_scale = rule is not None and rule.kind == SAME_SCALE
+        # a linear Activation left in the graph is an identity: it keeps the scale too
+        same_scale = rule is not None and (rule.kind == SAME_SCALE or (
+            rule.kind == ACTIVATION and activation_name(layer) == "linear"))
         if not (same_scale or getattr(layer, "keeps_input_scale", False)):
             return layer
         tensor = layer._inbound_nodes[node_index].input_tensors[0]
