@@ -142,8 +142,9 @@ def _macs(name: str, weight_shape: tuple, output_shape: tuple) -> int:
     return 0
 
 
-def _constant(model, tensor) -> Optional[np.ndarray]:
-    """The values of a constant tensor, None for an activation."""
+def constant_values(model, tensor) -> Optional[np.ndarray]:
+    """The flat values of a constant tensor in `model` (as parsed by
+    `convert_bytearray_to_object`), None for an activation."""
     data = model.buffers[tensor.buffer].data
     if data is None or not len(data):
         return None
@@ -168,7 +169,7 @@ def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:
     layer, weight_tensor = _layer_scope(_name(output)), ""
     for position, tensor_index in enumerate(op.inputs):
         tensor = graph.tensors[tensor_index] if tensor_index >= 0 else None
-        values = None if tensor is None else _constant(model, tensor)
+        values = None if tensor is None else constant_values(model, tensor)
         if values is None or not _is_quantized(tensor):
             continue  # activations, and shape/axis constants (they carry no scale)
         parameters += int(values.size)

@@ -18,7 +18,8 @@ import numpy as np
 from tflite_micro.python.tflite_micro.runtime import convert_bytearray_to_object
 from tflite_micro.tensorflow.lite.micro.compression import compress, spec
 
-_INT8 = 9  # schema TensorType.INT8
+from tflw.export.flatbuffer import constant_values
+
 
 
 @dataclass(frozen=True)
@@ -46,15 +47,14 @@ def _weight_tensors(model) -> dict:
         if len(op.inputs) < 2 or op.inputs[1] < 0:
             continue
         tensor = graph.tensors[op.inputs[1]]
-        data = model.buffers[tensor.buffer].data
-        if tensor.type == _INT8 and data is not None and len(data):
+        values = constant_values(model, tensor)
+        if values is not None and values.dtype == np.int8:
             weights[int(op.inputs[1])] = tensor
     return weights
 
 
 def _plan(model, tensor) -> Optional[LutTensor]:
-    values = np.frombuffer(bytes(np.asarray(model.buffers[tensor.buffer].data, np.uint8)),
-                           np.int8).reshape(tuple(tensor.shape))
+    values = constant_values(model, tensor).reshape(tuple(tensor.shape))
     quantization = tensor.quantization
     # The tables must follow the tensor's quantization axis: a per-tensor table on a
     # per-channel tensor decodes to wrong values in every TFLite-Micro runtime.
