@@ -43,6 +43,19 @@ def single_layer_model(layer: keras.layers.Layer, shape: tuple) -> keras.Model:
     return keras.Model(inputs, layer(x))
 
 
+def device_misses(qat: keras.Model, x: np.ndarray) -> tuple:
+    """Fractions of outputs more than half an LSB from TFLite-Micro's: the QAT model in
+    evaluation (exact emulation), then the fake-quant-only graph the converter sees."""
+    model_bytes = to_tflite(qat)
+    result = tflw.verify(model_bytes, x, reference=qat)
+    assert result.parity
+    scale = read_flatbuffer(model_bytes).outputs[0].scale
+    exact = np.mean(np.abs(result.reference_outputs[0] - result.outputs[0]) > 0.5 * scale)
+    with for_conversion():
+        float_rounded = np.asarray(qat(x, training=False))
+    return exact, np.mean(np.abs(float_rounded - result.outputs[0]) > 0.5 * scale)
+
+
 @pytest.mark.parametrize("layer, shape", [
     (keras.layers.Conv2D(12, 3, activation="relu"), (9, 9, 5)),
     (keras.layers.DepthwiseConv2D(3, activation="relu6"), (9, 9, 6)),
@@ -51,18 +64,33 @@ def single_layer_model(layer: keras.layers.Layer, shape: tuple) -> keras.Model:
 def test_linear_layers_are_bit_exact_with_tflite_micro(layer, shape):
     x = np.random.default_rng(0).normal(size=(1000 if len(shape) == 1 else 300, *shape)).astype("float32")
     qat = tflw.quantize_model(single_layer_model(layer, shape), calibration_data=x)
-    model_bytes = to_tflite(qat)
-    result = tflw.verify(model_bytes, x, reference=qat)
-    scale = read_flatbuffer(model_bytes).outputs[0].scale
-    # Off only where the float32 sum lands within ~1e-7 of a rounding boundary.
-    exact_misses = np.mean(np.abs(result.reference_outputs[0] - result.outputs[0]) > 0.5 * scale)
-    assert result.parity and exact_misses < 1e-4
+    exact, float_rounded = device_misses(qat, x)
+    # Off only where the float32 sum lands within ~1e-7 of a rounding boundary; rounding
+    # once in float, as fake-quant alone does, misses far more of them.
+    assert exact < 1e-4
+    assert float_rounded > 10 * exact and float_rounded > 0
 
-    # Rounding once in float, as fake-quant alone does, misses far more of them.
-    with for_conversion():
-        float_rounded = np.asarray(qat(x, training=False))
-    float_misses = np.mean(np.abs(float_rounded - result.outputs[0]) > 0.5 * scale)
-    assert float_misses > 10 * exact_misses and float_misses > 0
+
+def test_multiply_is_bit_exact_with_tflite_micro_mul():
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((9, 9, 4))
+    features = keras.layers.Conv2D(4, 1, activation="relu")(inputs)
+    gate = keras.layers.Conv2D(4, 1, activation="sigmoid")(
+        keras.layers.GlobalAveragePooling2D(keepdims=True)(inputs))
+    full = keras.layers.Conv2D(4, 1)(inputs)
+    outputs = keras.layers.Multiply()([keras.layers.Multiply()([features, gate]), full])
+    x = np.random.default_rng(0).normal(size=(300, 9, 9, 4)).astype("float32")
+    qat = tflw.quantize_model(keras.Model(inputs, outputs), calibration_data=x)
+    exact, float_rounded = device_misses(qat, x)
+    assert exact < 1e-3
+    assert float_rounded > 10 * exact and float_rounded > 0
+
+
+def test_multiply_of_three_tensors_is_refused_by_name():
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Multiply(name="triple")([inputs, inputs, inputs])
+    with pytest.raises(tflw.errors.UnsupportedLayerError, match="triple.*two-input"):
+        tflw.quantize_model(keras.Model(inputs, outputs), calibration_data=np.ones((2, 4), "float32"))
 
 
 def test_an_all_zero_filter_keeps_its_bias_on_the_device():

@@ -16,10 +16,8 @@ from tflw.export.c_array import c_array_files
 from tflw.export.c_names import C_KEYWORDS, MAX_LENGTH, c_identifier
 from tflw.export.convert import to_tflite
 
-# Squeeze-excite gates (MUL) are left out: MUL's int8 rounding is not emulated yet, and
-# this test found 3 LSB on two chained gates (issue 7); the zoo tests them within 1 LSB.
 BLOCKS = ("conv", "conv_bn", "depthwise", "residual", "concat", "max_pool", "avg_pool", "pad",
-          "grouped", "hard_swish")
+          "grouped", "hard_swish", "gate")
 
 
 @st.composite
@@ -57,6 +55,10 @@ def small_models(draw):
             x = keras.layers.Conv2D(width, 1, groups=2, activation=activation)(x)
         elif block == "hard_swish":
             x = keras.layers.Activation("hard_swish")(keras.layers.Conv2D(width, 1)(x))
+        elif block == "gate":  # squeeze-excite: MEAN, LOGISTIC, MUL
+            gate = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+            gate = keras.layers.Conv2D(x.shape[-1], 1, activation="sigmoid")(gate)
+            x = keras.layers.Multiply()([x, gate])
     if draw(st.booleans()):
         x = keras.layers.GlobalAveragePooling2D()(x)
     else:

@@ -21,6 +21,9 @@ import numpy as np
 from tflw.errors import InterpreterError
 
 _EXIT_INTERPRETER_ERROR = 3
+# Started by path, not as `-m tflw.export.tflm_worker`: importing the tflw package would
+# load TensorFlow, 4-5 s per run, for a worker that needs only numpy and tflite_micro.
+_WORKER = Path(__file__).with_name("tflm_worker.py")
 
 # What most often makes TFLite-Micro abort instead of failing cleanly, from what users hit.
 _ABORT_HINTS = (
@@ -87,8 +90,8 @@ def _run_worker(request: str, reply: str, folder: str, timeout_s: float, progres
     the samples it has run."""
     with open(os.path.join(folder, "stderr.txt"), "w+") as stderr:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "tflw.export.tflm_worker", request, reply],
-            stdout=subprocess.PIPE, stderr=stderr, text=True, env=_worker_environment(),
+            [sys.executable, str(_WORKER), request, reply],
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
         )
         timer = threading.Timer(timeout_s, worker.kill)
         timer.start()
@@ -105,15 +108,6 @@ def _run_worker(request: str, reply: str, folder: str, timeout_s: float, progres
             bar.update(bar.target, finalize=True)
         stderr.seek(0)
         return (None if timed_out else worker.returncode), stderr.read()
-
-
-def _worker_environment() -> dict:
-    """This environment, with the folder that holds this `tflw` first on PYTHONPATH: the
-    worker must import the same tflw even when it is not installed and the caller has
-    changed directory since importing it."""
-    package_parent = str(Path(__file__).resolve().parents[2])
-    paths = [package_parent, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def _explain(returncode: int, stderr: str) -> str:

@@ -1,14 +1,20 @@
 """Runs a flatbuffer in the TFLite-Micro interpreter, in a process of its own.
 
 The interpreter aborts the whole process on some models it cannot handle; running it
-here means such an abort only ends this worker. Invoked by `tflw.export.tflm`:
+here means such an abort only ends this worker. Invoked by `tflw.export.tflm` as a
+script, so that it imports neither tflw nor TensorFlow:
 
-    python -m tflw.export.tflm_worker request.npz reply.npz
+    python path/to/tflm_worker.py request.npz reply.npz
 """
 
 import os
 import sys
 import time
+
+# Run as a script, Python put this folder first on sys.path: its modules must not shadow
+# top-level ones that numpy or tflite_micro import.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path = [path for path in sys.path if os.path.abspath(path or ".") != _HERE]
 
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime

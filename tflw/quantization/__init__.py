@@ -10,6 +10,7 @@ from tflw.quantization.api import calibrate, quantize_model
 from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
+from tflw.quantization.multiply import QuantMultiply
 from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
 from tflw.quantization.quantize_model import LAYER_RULES, Rule
 from tflw.quantization.quantizers import fake_quant_range, fake_quant_weights
@@ -23,6 +24,7 @@ __all__ = [
     "QuantDense",
     "QuantDepthwiseConv2D",
     "QuantGlobalAveragePooling2D",
+    "QuantMultiply",
     "Rule",
     "calibrate",
     "fake_quant_range",

@@ -18,23 +18,27 @@ from tflw.quantization.fake_quant import FakeQuant
 class _Link:
     """An untracked reference (Keras tracks layers, lists and dicts, not plain objects)."""
 
-    def __init__(self, quantizer: FakeQuant):
-        self.quantizer = quantizer
+    def __init__(self, quantizers: list):
+        self.quantizers = quantizers
 
 
 class LinksInputQuantizer:
-    """Mixin for a layer that needs its input's int8 scale (put it before keras.layers.Layer)."""
+    """Mixin for a layer that needs its inputs' int8 scales (put it before keras.layers.Layer)."""
 
     def __call__(self, inputs, *args, **kwargs):
-        if isinstance(inputs, keras.KerasTensor):
-            quantizer = input_quantizer(inputs)
-            self._input_link = None if quantizer is None else _Link(quantizer)
+        tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if all(isinstance(t, keras.KerasTensor) for t in tensors):
+            self._input_link = _Link([input_quantizer(t) for t in tensors])
         return super().__call__(inputs, *args, **kwargs)
 
-    def linked_input_quantizer(self) -> Optional[FakeQuant]:
-        """The FakeQuant that quantizes this layer's input, or None when none was found."""
+    def linked_input_quantizers(self) -> list:
+        """The FakeQuant of each input (None where none was found; [] before a symbolic call)."""
         link = getattr(self, "_input_link", None)
-        return None if link is None else link.quantizer
+        return [] if link is None else link.quantizers
+
+    def linked_input_quantizer(self) -> Optional[FakeQuant]:
+        """The FakeQuant that quantizes this layer's (first) input, or None."""
+        return next(iter(self.linked_input_quantizers()), None)
 
     def input_scale(self):
         """The input's int8 scale, or None when no quantizer was found for it."""

@@ -24,6 +24,7 @@ from tflw.pruning.wrappers import ChannelMasked, PruneLowMagnitude
 from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
+from tflw.quantization.multiply import QuantMultiply
 from tflw.model_graph import Graph, Step, call_like, clone_layer, input_like, read_graph
 from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
 
@@ -35,6 +36,7 @@ OWN_RANGE = "own_range"      # the op rescales: its output gets its own learned 
 SAME_SCALE = "same_scale"    # output keeps the input's scale: no quantizer
 CONCAT = "concat"            # one range shared by every input and the output
 POOLED_MEAN = "pooled_mean"  # own output range; rounds like TFLM's MEAN
+MULTIPLY = "multiply"        # own output range; rounds like TFLM's MUL
 
 # TFLite's fixed output quantization of these activations, as (min, max) real ranges.
 FIXED_RANGES = {
@@ -113,7 +115,7 @@ LAYER_RULES = {
     "Activation": Rule(ACTIVATION),
     "Softmax": Rule(ACTIVATION),
     "Add": Rule(OWN_RANGE),
-    "Multiply": Rule(OWN_RANGE),
+    "Multiply": Rule(MULTIPLY),
     "AveragePooling2D": Rule(SAME_SCALE, lambda layer: QuantAveragePooling2D.from_config(layer.get_config())),
     "GlobalAveragePooling2D": Rule(POOLED_MEAN),
     "Rescaling": Rule(OWN_RANGE),
@@ -225,6 +227,8 @@ class _Rewriter:
             self.tensors[step.outputs[0]] = self.call(make(layer), step)
         elif kind == POOLED_MEAN:
             self.rewrite_pooled_mean(step)
+        elif kind == MULTIPLY:
+            self.rewrite_multiply(step)
         elif kind == CONCAT:
             concat = QuantConcatenate(axis=layer.get_config()["axis"], name=layer.name)
             self.tensors[step.outputs[0]] = self.call(concat, step)
@@ -251,6 +255,16 @@ class _Rewriter:
             )
         pooled = QuantGlobalAveragePooling2D(keepdims=config.get("keepdims", False), name=layer.name)
         self.tensors[step.outputs[0]] = pooled(self.tensors[step.inputs[0]])
+
+    def rewrite_multiply(self, step: Step) -> None:
+        if len(step.inputs) != 2:
+            raise UnsupportedLayerError(
+                step.layer.name, "Multiply",
+                f"it multiplies {len(step.inputs)} tensors; TFLite-Micro's MUL takes two. "
+                "Chain two-input Multiply layers instead.",
+            )
+        multiply = QuantMultiply(name=step.layer.name)
+        self.tensors[step.outputs[0]] = self.call(multiply, step)
 
     def fuse_activation(self, output, step: Step):
         """Apply a following ReLU/ReLU6 before quantizing, as TFLite fuses it into ADD."""
