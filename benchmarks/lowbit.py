@@ -1,9 +1,10 @@
-"""Low-bit weights on full MNIST: accuracy and flash after LUT compression, W8 down to W2.
+"""Low-bit weights on MNIST: accuracy and flash after LUT compression, W8 down to W1.
 
-    python -m benchmarks.lowbit [--seeds 0 1 2] [--bits 8 4 3 2]
+    python -m benchmarks.lowbit [--seeds 0 1 2] [--bits 8 4 3 2 1] [--methods lsq apot ...]
 
 One float CNN (the demo CNN at width 32, trained once) is fine-tuned with
-`quantize_model(weight_bits=k)` (LSQ; first and last layer 8-bit) for each k and seed,
+`quantize_model(weight_bits=k, method=m)` (first and last layer 8-bit) for each k, method
+and seed (8 bits is plain int8 and 1 bit binary, whatever the method),
 exported (int8 flatbuffer + LUT-compressed one, checked bit-identical in TFLite-Micro) and
 run on the 10,000 test digits in TFLite-Micro. Flash is compared with the float32
 flatbuffer of the same network. Activations stay int8 (A8). Targets (issue 5): W4A8 >=
@@ -27,6 +28,7 @@ from tflw.demo import build_demo_model  # noqa: E402
 COLUMNS = (
     ("run", "run", "{}"),
     ("keras_mean", "Keras acc", "{:.2%}"),
+    ("gap_to_float", "TFLM - float", "{:+.2%}"),
     ("tflm_mean", "TFLM acc (mean)", "{:.2%}"),
     ("tflm_spread", "spread", "{:.2%}"),
     ("max_lsb", "max LSB", "{:.2f}"),
@@ -42,13 +44,14 @@ def float32_bytes(model) -> int:
     return len(tf.lite.TFLiteConverter.from_keras_model(model).convert())
 
 
-def one_run(model_path: str, bits: int, seed: int, train, test, args, workdir: str) -> dict:
+def one_run(model_path: str, bits: int, method: str, seed: int, train, test, args,
+            workdir: str) -> dict:
     keras.utils.set_random_seed(seed)
-    qat = tflw.quantize_model(keras.saving.load_model(model_path),
-                              calibration_data=train[0][:512], weight_bits=bits)
+    qat = tflw.quantize_model(keras.saving.load_model(model_path), calibration_data=train[0][:512],
+                              weight_bits=bits, method=method)
     compiled(qat, args.qat_learning_rate).fit(*train, epochs=args.qat_epochs,
                                               batch_size=args.batch_size, verbose=2)
-    device = on_device(qat, *test, workdir, f"w{bits}_{seed}")
+    device = on_device(qat, *test, workdir, f"w{bits}_{method}_{seed}")
     lut = device.get("lut")
     return {"keras": float(qat.evaluate(*test, verbose=0)[1]), "tflm": device["tflm_accuracy"],
             "max_lsb": device["max_lsb_difference"],
@@ -56,10 +59,19 @@ def one_run(model_path: str, bits: int, seed: int, train, test, args, workdir: s
             "arena": lut["arena_bytes_measured"] if lut else device["arena_bytes"]}
 
 
+def plan(bits: list, methods: list) -> list:
+    """(bits, method) pairs to run: 8 bits once (plain int8), 1 bit once (binary)."""
+    return [(k, "lsq") if k == 8 else (k, "binary") if k == 1 else (k, method)
+            for k in bits for method in (methods if 1 < k < 8 else [None])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--bits", type=int, nargs="+", default=[8, 4, 3, 2])
+    parser.add_argument("--bits", type=int, nargs="+", default=[8, 4, 3, 2, 1])
+    parser.add_argument("--methods", nargs="+", default=["lsq", "ewgs", "apot", "apot+ewgs", "kmeans"])
+    parser.add_argument("--train-samples", type=int, default=None,
+                        help="fine-tune on the first N training digits (default: all 60,000)")
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--float-epochs", type=int, default=3)
     parser.add_argument("--qat-epochs", type=int, default=2)
@@ -68,6 +80,7 @@ def main() -> None:
     args = parser.parse_args()
 
     train, test = load_mnist(require("mnist.npz"))
+    qat_train = tuple(part[:args.train_samples] for part in train)
     workdir = tempfile.mkdtemp(prefix="tflw-lowbit-")
     keras.utils.set_random_seed(100)
     model = compiled(build_demo_model(width=args.width), 1e-3)
@@ -79,11 +92,14 @@ def main() -> None:
 
     rows = [{"run": "float32", "keras_mean": float_accuracy, "flash_bytes": fp32,
              "flash_vs_float32": 1.0}]
-    for bits in args.bits:
-        runs = [one_run(model_path, bits, seed, train, test, args, workdir) for seed in args.seeds]
+    for bits, method in plan(args.bits, args.methods):
+        runs = [one_run(model_path, bits, method, seed, qat_train, test, args, workdir)
+                for seed in args.seeds]
         tflm = np.array([r["tflm"] for r in runs])
-        rows.append({"run": f"W{bits}A8 LSQ", "keras_mean": float(np.mean([r["keras"] for r in runs])),
+        rows.append({"run": f"W{bits}A8 {method}", "bits": bits, "method": method,
+                     "keras_mean": float(np.mean([r["keras"] for r in runs])),
                      "tflm_mean": float(tflm.mean()), "tflm_spread": float(tflm.max() - tflm.min()),
+                     "gap_to_float": float(tflm.mean()) - float_accuracy,
                      "tflm_per_seed": tflm.tolist(), "max_lsb": max(r["max_lsb"] for r in runs),
                      "flash_bytes": runs[0]["flash"], "flash_vs_float32": runs[0]["flash"] / fp32,
                      "arena_bytes": runs[0]["arena"]})

@@ -8,7 +8,9 @@ see, so export traces the model inside `for_conversion()` and the layers leave i
 
 import contextlib
 import contextvars
-from typing import Iterator
+from typing import Any, Callable, Iterator
+
+from keras import ops
 
 _TRACING = contextvars.ContextVar("tflw_tracing_for_conversion", default=False)
 
@@ -24,3 +26,18 @@ def for_conversion() -> Iterator[None]:
 
 def tracing_for_conversion() -> bool:
     return _TRACING.get()
+
+
+def traced_constant(compute: Callable[[], Any]):
+    """`compute()`'s value as a constant of the graph being traced, computed eagerly from the
+    layer's current variables (TensorFlow backend, which the converter runs on).
+
+    The converter folds constant subgraphs only partly: measured, APoT's gather and select
+    over a 512-element kernel were left in the graph and conversion failed. The low-bit
+    weight schemes need such ops, so their result is handed over ready-made.
+    """
+    import tensorflow as tf
+
+    with tf.init_scope():
+        value = ops.convert_to_numpy(compute())
+    return ops.convert_to_tensor(value)

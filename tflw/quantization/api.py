@@ -14,8 +14,9 @@ from tflw.quantization.quantize_model import quantize_keras3
 def quantize_model(
     model,
     calibration_data: Optional[Union[np.ndarray, Iterable]] = None,
-    weight_bits: int = 8,
+    weight_bits: Optional[int] = None,
     layer_bits: Optional[dict] = None,
+    method: str = "lsq",
 ):
     """Return a trainable int8 quantization-aware copy of `model`.
 
@@ -31,12 +32,18 @@ def quantize_model(
         model: a built `keras.Sequential` or Functional `keras.Model` (or a tf_keras model).
         calibration_data: optional input batches (array, or iterable of arrays) used to set
             the activation ranges before training, so the result exports even untrained.
-        weight_bits: 1 to 8. From 7 down to 2, weights train on 2^k - 1 levels with a
-            learned step (LSQ, `tflw.quantization.lsq`); at 1 they are binary, +-alpha per
-            channel (`tflw.quantization.binary`). They stay int8 on the device, where
-            `export` LUT-compresses them to k bits. The first and last weighted layers
-            stay 8-bit.
-        layer_bits: {layer name: bits} overrides, the first and last layers included.
+        weight_bits: 1 to 8 (default 8, or 1 for method="binary"). Below 8, each
+            channel's weights train on at most 2^k levels chosen by `method`; they stay
+            int8 on the device, where `export` LUT-compresses them to k bits. The first
+            and last weighted layers stay 8-bit.
+        layer_bits: overrides by layer name, each bits or (bits, method), the first and
+            last layers included: {"conv_3": 2, "conv_4": (4, "kmeans")}.
+        method: how the low-bit levels are learned:
+            "lsq" (uniform, learned step, Esser et al. 2020; `tflw.quantization.lsq`),
+            "ewgs" (LSQ with element-wise gradient scaling, Lee et al. 2021; `.ewgs`),
+            "apot" (additive powers of two with a learned clipping level, Li et al. 2020;
+            `.apot`), "apot+ewgs", "kmeans" (2^k learned centroids per channel;
+            `.kmeans`) or "binary" (+-alpha per channel, 1 bit; `.binary`).
 
     Returns:
         The quantization-aware model, uncompiled.
@@ -49,15 +56,17 @@ def quantize_model(
         >>> qat = tflw.quantize_model(model)
         >>> qat.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
         >>> qat.fit(x_train, y_train, epochs=1)
+        >>> small = tflw.quantize_model(model, weight_bits=4, method="apot")
     """
     if is_tf_keras_model(model):
-        if weight_bits != 8 or layer_bits:
+        if weight_bits not in (None, 8) or layer_bits or method != "lsq":
             raise UnsupportedModelError(
                 "weights below 8 bits are tflw's (Keras 3) layers only; tfmot quantizes "
                 "tf_keras models at 8 bits. Rebuild the model in Keras 3 for weight_bits.")
         qat = _quantize_with_tfmot(model)
     elif isinstance(model, keras.Model):
-        qat = quantize_keras3(model, weight_bits, layer_bits)
+        bits = weight_bits if weight_bits is not None else 1 if method == "binary" else 8
+        qat = quantize_keras3(model, bits, method, layer_bits)
     else:
         raise UnsupportedModelError(
             f"expected a keras.Model, got {type(model).__name__}. Load or build a Keras "

@@ -2,7 +2,7 @@
 
 ```python
 w_b = binary_quantize(w, channel_axes=(3,))   # mean|w| * sign(w), per output channel
-BinaryWeights()(w, channel_axes=(3,))
+BinaryWeights()(w, None, channel_axes=(3,))  # the same, as a layer's weight scheme
 ```
 
 After int8 conversion each channel holds two values, +-127, so TFLite-Micro's LUT
@@ -10,7 +10,10 @@ compression stores the tensor at 1 bit per weight plus a two-entry table per cha
 """
 
 import keras
+import numpy as np
 from keras import ops
+
+from tflw.quantization.weight_quantizer import WeightQuantizer
 
 
 def binary_quantize(weights, channel_axes: tuple):
@@ -46,17 +49,16 @@ def binary_quantize(weights, channel_axes: tuple):
 
 
 @keras.saving.register_keras_serializable(package="tflw")
-class BinaryWeights:
-    """`binary_quantize` as a serializable object."""
+class BinaryWeights(WeightQuantizer):
+    """`binary_quantize` as a layer's weight scheme (no learned parameters)."""
 
     bits = 1
 
-    def __call__(self, weights, channel_axes: tuple):
-        return binary_quantize(weights, channel_axes)
+    def __call__(self, kernel, parameters, channel_axes: tuple):
+        return binary_quantize(kernel, channel_axes)
+
+    def initial_parameters(self, kernel: np.ndarray, channel_axes: tuple) -> np.ndarray:
+        raise TypeError("binary weights learn no parameters")
 
     def get_config(self) -> dict:
         return {}
-
-    @classmethod
-    def from_config(cls, config: dict) -> "BinaryWeights":
-        return cls()

@@ -24,12 +24,11 @@ from typing import Optional
 import keras
 from keras import ops
 
-from tflw.conversion_trace import tracing_for_conversion
+from tflw.conversion_trace import traced_constant, tracing_for_conversion
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.input_link import LinksInputQuantizer
 from tflw.quantization.integer_arithmetic import requantize
-from tflw.quantization.binary import BinaryWeights
-from tflw.quantization.lsq import LsqWeights, lsq_initial_step
+from tflw.quantization.low_bit import weight_quantizer
 from tflw.quantization.quantizers import fake_quant_range, fake_quant_weights, weight_scale
 
 ACTIVATIONS = {"linear": lambda x: x, "relu": ops.relu, "relu6": ops.relu6}
@@ -50,15 +49,16 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         ema_decay: float = 0.99,
         pruned: bool = False,
         weight_bits: int = 8,
+        weight_method: str = "lsq",
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.pruned = pruned
         self.weight_bits = weight_bits
-        # Below 8 bits the folded kernel snaps to k-bit levels (LSQ), or to +-alpha at one
-        # bit, before the int8 step.
-        self.low_bit_weights = (BinaryWeights() if weight_bits == 1 else
-                                LsqWeights(weight_bits) if weight_bits < 8 else None)
+        self.weight_method = weight_method
+        # Below 8 bits the folded kernel snaps to at most 2^k levels per channel (see
+        # tflw.quantization.low_bit) before the int8 step.
+        self.low_bit_weights = weight_quantizer(weight_method, weight_bits)
         if activation not in ACTIVATIONS:
             raise ValueError(f"{self.name}: activation must be one of {sorted(ACTIVATIONS)}")
         self.use_bias = use_bias
@@ -89,10 +89,11 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
             )
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(channels,), initializer="zeros")
-        if isinstance(self.low_bit_weights, LsqWeights):
-            self.weight_step = self.add_weight(
-                name="weight_step", shape=self.step_shape(tuple(self.kernel.shape)),
-                initializer="ones",
+        if self.low_bit_weights is not None and self.low_bit_weights.parameter_count:
+            self.weight_parameters = self.add_weight(
+                name="weight_parameters", initializer="ones", shape=(
+                    *self.channel_shape(tuple(self.kernel.shape)),
+                    self.low_bit_weights.parameter_count),
             )
         if self.batch_norm is not None:
             bn = self.batch_norm
@@ -129,25 +130,29 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         """Axes of the kernel that index one int8 weight range (none: per tensor)."""
         return (rank - 1,) if self.per_channel_axis is not None else ()
 
-    def step_shape(self, kernel_shape: tuple) -> tuple:
-        """Shape of the LSQ step: one per int8 weight range."""
+    def channel_shape(self, kernel_shape: tuple) -> tuple:
+        """Shape of one value per int8 weight range (the low-bit parameters' leading axes)."""
         return tuple(kernel_shape[a] for a in self.channel_axes(len(kernel_shape)))
 
-    def initialize_weight_step(self) -> None:
-        """LSQ's initial step from the current folded kernel (after weights are copied in)."""
-        if not isinstance(self.low_bit_weights, LsqWeights):
+    def initialize_low_bit(self) -> None:
+        """The low-bit scheme's starting parameters (an LSQ step, an APoT clipping level,
+        k-means centroids) from the folded kernel, once the float weights are copied in."""
+        if not hasattr(self, "weight_parameters"):
             return
-        kernel, _ = self.folded_kernel_and_bias()
-        self.weight_step.assign(keras.ops.convert_to_numpy(lsq_initial_step(
-            kernel, self.weight_bits, self.channel_axes(len(kernel.shape)) or None)))
+        kernel = ops.convert_to_numpy(self.folded_kernel_and_bias()[0])
+        self.weight_parameters.assign(self.low_bit_weights.initial_parameters(
+            kernel, self.channel_axes(len(kernel.shape))))
 
     def low_bit(self, kernel):
-        """The kernel on its k-bit grid, or binarized (unchanged at 8 bits)."""
+        """The kernel on its low-bit levels (unchanged at 8 bits)."""
         if self.low_bit_weights is None:
             return kernel
-        if isinstance(self.low_bit_weights, BinaryWeights):
-            return self.low_bit_weights(kernel, self.channel_axes(len(kernel.shape)))
-        return self.low_bit_weights(kernel, ops.maximum(self.weight_step, 1e-8))
+        parameters = getattr(self, "weight_parameters", None)
+        axes = self.channel_axes(len(kernel.shape))
+        if tracing_for_conversion():
+            return traced_constant(lambda: self.low_bit_weights(
+                self.folded_kernel_and_bias()[0], parameters, axes))
+        return self.low_bit_weights(kernel, parameters, axes)
 
     def quantized_kernel(self, kernel) -> tuple:
         """The fake-quantized kernel and its scale per output channel (or one scalar)."""
@@ -199,6 +204,7 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
             ema_decay=self.ema_decay,
             pruned=self.pruned,
             weight_bits=self.weight_bits,
+            weight_method=self.weight_method,
         )
         return config
 

@@ -2,7 +2,7 @@
 
 ```python
 w_q = lsq_quantize(w, step, bits=4)          # at most 2^4 - 1 levels per step
-LsqWeights(bits=4)(w, step)                   # the same, as a serializable object
+LsqWeights(bits=4)(w, step[..., None], (3,))  # the same, as a layer's weight scheme
 ```
 
 The quantized weights are integer multiples of `step` in [-(2^(k-1) - 1), 2^(k-1) - 1]:
@@ -13,7 +13,11 @@ TFLite-Micro's LUT compression stores it at k bits per weight.
 import math
 
 import keras
+import numpy as np
 from keras import ops
+
+from tflw.quantization.ewgs import check_delta, discretize
+from tflw.quantization.weight_quantizer import WeightQuantizer
 
 
 def _scale_gradient(x, factor: float):
@@ -21,14 +25,15 @@ def _scale_gradient(x, factor: float):
     return x * factor + ops.stop_gradient(x - x * factor)
 
 
-def lsq_quantize(weights, step, bits: int):
+def lsq_quantize(weights, step, bits: int, ewgs_delta: float = 0.0):
     """Symmetric k-bit quantization with a learned step s (Esser et al. 2020).
 
     With Q = 2^(k-1) - 1 and v = w / s:
 
         q(w) = s * round(clip(v, -Q, Q))
 
-    Gradients (straight-through for the rounding):
+    Gradients (straight-through for the rounding, or EWGS's scaled one with
+    `ewgs_delta` > 0, see `tflw.quantization.ewgs.discretize`):
 
         dq/dw = 1 if |v| <= Q else 0
         dq/ds = g * (round(v) - v)   if |v| <= Q
@@ -42,6 +47,7 @@ def lsq_quantize(weights, step, bits: int):
         step: positive step size, broadcastable to `weights` (one per output channel,
             or a scalar).
         bits: k, from 2 to 7.
+        ewgs_delta: EWGS's gradient scaling factor; 0 is the straight-through estimator.
 
     Returns:
         The quantized weights, same shape as `weights`.
@@ -54,8 +60,7 @@ def lsq_quantize(weights, step, bits: int):
     shared = math.prod(weights.shape) / max(1, math.prod(step.shape))
     step = _scale_gradient(step, 1.0 / math.sqrt(shared * levels))
     clipped = ops.clip(weights / step, -levels, levels)
-    rounded = clipped + ops.stop_gradient(ops.round(clipped) - clipped)
-    return rounded * step
+    return discretize(clipped, ops.round(clipped), 1.0, ewgs_delta) * step
 
 
 def lsq_initial_step(weights, bits: int, axis=None):
@@ -66,20 +71,29 @@ def lsq_initial_step(weights, bits: int, axis=None):
 
 
 @keras.saving.register_keras_serializable(package="tflw")
-class LsqWeights:
-    """`lsq_quantize` at a fixed bit width, as a serializable object."""
+class LsqWeights(WeightQuantizer):
+    """`lsq_quantize` at a fixed bit width: one learned step per channel.
 
-    def __init__(self, bits: int):
+    Args:
+        bits: 2 to 7.
+        ewgs_delta: EWGS's gradient scaling (0: straight-through), see `lsq_quantize`.
+    """
+
+    parameter_count = 1
+
+    def __init__(self, bits: int, ewgs_delta: float = 0.0):
         if not 2 <= bits <= 7:
             raise ValueError(f"LSQ weights take 2 to 7 bits, got {bits}: 8 bits is plain int8")
         self.bits = bits
+        self.ewgs_delta = check_delta(ewgs_delta)
 
-    def __call__(self, weights, step):
-        return lsq_quantize(weights, step, self.bits)
+    def __call__(self, kernel, parameters, channel_axes: tuple):
+        return lsq_quantize(kernel, ops.maximum(parameters[..., 0], 1e-8), self.bits,
+                            self.ewgs_delta)
+
+    def initial_parameters(self, kernel: np.ndarray, channel_axes: tuple) -> np.ndarray:
+        step = lsq_initial_step(kernel, self.bits, channel_axes or None)
+        return ops.convert_to_numpy(step)[..., None]
 
     def get_config(self) -> dict:
-        return {"bits": self.bits}
-
-    @classmethod
-    def from_config(cls, config: dict) -> "LsqWeights":
-        return cls(**config)
+        return {"bits": self.bits, "ewgs_delta": self.ewgs_delta}

@@ -24,6 +24,7 @@ from tflw.pruning.wrappers import ChannelMasked, PruneLowMagnitude
 from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
+from tflw.quantization.low_bit import weight_quantizer
 from tflw.quantization.multiply import QuantMultiply
 from tflw.model_graph import Graph, Step, call_like, clone_layer, input_like, read_graph
 from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
@@ -89,7 +90,7 @@ def _separable_conv2d(layer, **fold) -> list:
     depthwise = QuantDepthwiseConv2D(
         kernel_size=config["kernel_size"], depth_multiplier=config["depth_multiplier"],
         name=f"{layer.name}_depthwise", **{**_spatial(config), "use_bias": False},
-        weight_bits=fold.get("weight_bits", 8),
+        weight_bits=fold.get("weight_bits", 8), weight_method=fold.get("weight_method", "lsq"),
     )
     pointwise = QuantConv2D(
         filters=config["filters"], kernel_size=1, use_bias=config["use_bias"],
@@ -167,6 +168,7 @@ class _Rewriter:
     """Walks the graph once, replacing each layer call by its quantized form."""
 
     def __init__(self, graph: Graph, weight_bits: Optional[dict] = None):
+        """`weight_bits`: {layer name: (bits, method)}, from `weight_bits_per_layer`."""
         self.graph = graph
         self.tensors: dict = {}
         self.absorbed: set = set()
@@ -307,8 +309,8 @@ class _Rewriter:
             "batch_norm": _batch_norm_config(batch_norm_layer),
             "activation": activation,
             "quantize_output": quantize_output,
-            "weight_bits": self.weight_bits.get(layer.name, 8),
         }
+        fold["weight_bits"], fold["weight_method"] = self.weight_bits.get(layer.name, (8, "lsq"))
         new_layers = _rule(layer).make(layer, **fold)
         tensor = self.tensors[step.inputs[0]]
         for new_layer in new_layers:
@@ -317,7 +319,7 @@ class _Rewriter:
         if pruned is not layer:
             _copy(new_layers[-1].kernel_mask, pruned.mask)
         for new_layer in new_layers:
-            new_layer.initialize_weight_step()
+            new_layer.initialize_low_bit()
         if trailing is not None:
             tensor = self.quantize_activation(trailing, tensor, last.outputs[0], layer)
         self.tensors[last.outputs[0]] = tensor
@@ -388,25 +390,34 @@ def _copy_weights(layer, batch_norm_layer, new_layers: list) -> None:
                 _copy(getattr(target, name), getattr(batch_norm_layer, name))
 
 
-def weight_bits_per_layer(graph: Graph, weight_bits: int, overrides: Optional[dict]) -> dict:
-    """Bits for each weighted layer: `weight_bits`, except the first and the last (8 unless
-    overridden: they are small and the most sensitive), and `overrides` by layer name."""
+def weight_bits_per_layer(graph: Graph, weight_bits: int, method: str,
+                          overrides: Optional[dict]) -> dict:
+    """(bits, method) for each weighted layer: `weight_bits` by `method`, except the first
+    and the last (8 unless overridden: they are small and the most sensitive), and
+    `overrides` by layer name, each bits or (bits, method)."""
     names = [step.layer.name for step in graph.steps if _rule(step.layer).kind == LINEAR]
-    bits = {name: weight_bits for name in names}
+    bits = {name: (weight_bits, method) for name in names}
     if names:
-        bits[names[0]] = bits[names[-1]] = 8
-    bits.update(overrides or {})
-    for name, value in bits.items():
-        if not 1 <= value <= 8:
-            raise ValueError(f"layer '{name}': weight bits must be 1 (binary) to 8, got {value}")
+        bits[names[0]] = bits[names[-1]] = (8, "lsq")  # 8 bits: plain int8 for every method
+    for name, value in (overrides or {}).items():
+        if name not in bits:
+            raise ValueError(f"layer_bits names '{name}', which is not a weighted layer of "
+                             f"the model: {', '.join(names)}")
+        bits[name] = tuple(value) if isinstance(value, (tuple, list)) else (value, method)
+    for name, (layer_bits, layer_method) in bits.items():
+        try:
+            weight_quantizer(layer_method, layer_bits)
+        except ValueError as error:
+            raise ValueError(f"layer '{name}': {error}") from None
     return bits
 
 
-def quantize_keras3(model: keras.Model, weight_bits: int = 8,
+def quantize_keras3(model: keras.Model, weight_bits: int = 8, method: str = "lsq",
                     layer_bits: Optional[dict] = None) -> keras.Model:
     """Rewrite a Sequential/Functional Keras 3 model with tflw's int8 QAT layers."""
     graph = read_graph(model)
-    inputs, outputs = _Rewriter(graph, weight_bits_per_layer(graph, weight_bits, layer_bits)).run()
+    bits = weight_bits_per_layer(graph, weight_bits, method, layer_bits)
+    inputs, outputs = _Rewriter(graph, bits).run()
     return keras.Model(
         inputs if len(inputs) > 1 else inputs[0],
         outputs if len(outputs) > 1 else outputs[0],
