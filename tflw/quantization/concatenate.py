@@ -9,6 +9,11 @@ requantizes its output, rounding twice.) In evaluation this layer reproduces bot
 paths: the producer's fixed-point output at the shared scale (`requantized`), and
 TFLite-Micro's requantization of the others.
 
+A tensor that feeds the concat *and* other layers is another case: the converter
+requantizes it once, right where it is made, and every consumer reads the requantized
+copy. `ConcatInputQuant` puts that copy in the Keras model (the rewrite inserts it), so
+the other consumers see the concat's scale there too.
+
 ```python
 y = QuantConcatenate(axis=-1, name="concat")([conv_output, other_quantized_tensor])
 ```
@@ -19,9 +24,16 @@ from keras import ops
 
 from tflw.conversion_trace import tracing_for_conversion
 from tflw.quantization.fake_quant import FakeQuant
-from tflw.quantization.input_link import input_quantizer, unquantized_producer
-from tflw.quantization.integer_arithmetic import requantize
+from tflw.quantization.input_link import LinksInputQuantizer, input_quantizer, unquantized_producer
+from tflw.quantization.integer_arithmetic import requantize, wide
 from tflw.quantization.quantizers import fake_quant_range
+
+
+def tflm_quantize(x, scale, target: FakeQuant):
+    """TFLite-Micro's int8 -> int8 QUANTIZE (`Requantize`) of `x`, on int8 `scale`, onto
+    `target`'s range: the fixed-point rescale of q - z_in, plus z_out, clamped."""
+    rescaled = requantize(ops.round(x / scale), wide(scale) / wide(target.scale())) * target.scale()
+    return fake_quant_range(rescaled, target.range_min, target.range_max)
 
 
 class _Sources:
@@ -51,9 +63,13 @@ class QuantConcatenate(keras.layers.Concatenate):
         self.output_quant.build(self.compute_output_shape(input_shape))
 
     def call(self, inputs, training=False):
+        sources = getattr(self, "_sources", None)
         if training:  # one range over all inputs together
             self.output_quant(super().call(inputs), training=True)
-        sources = getattr(self, "_sources", None)
+            for quantizer in sources.quantizers if sources is not None else []:
+                if isinstance(quantizer, ConcatInputQuant):
+                    quantizer.range_min.assign(self.output_quant.range_min)
+                    quantizer.range_max.assign(self.output_quant.range_max)
         quant = self.output_quant
         # Quantize the unquantized inputs (and the output) on the shared range; an input
         # with a quantizer of its own keeps it (the converter adds QUANTIZE, and a second
@@ -78,10 +94,28 @@ class QuantConcatenate(keras.layers.Concatenate):
             return producer.requantized(x, self.output_quant)
         if quantizer is None:
             return None
-        # The converter's QUANTIZE op: int8 -> int8 with TFLite-Micro's Requantize.
-        s_out = self.output_quant.scale()
-        rescaled = requantize(ops.round(x / quantizer.scale()), quantizer.scale() / s_out) * s_out
-        return fake_quant_range(rescaled, self.output_quant.range_min, self.output_quant.range_max)
+        return tflm_quantize(x, quantizer.scale(), self.output_quant)
 
     def get_config(self):
         return {**super().get_config(), "ema_decay": self.ema_decay}
+
+
+@keras.saving.register_keras_serializable(package="tflw")
+class ConcatInputQuant(LinksInputQuantizer, FakeQuant):
+    """The converter's QUANTIZE of a tensor that feeds a Concatenate and other layers: the
+    tensor moved from its own int8 scale onto the concat's, for every consumer.
+
+    Its range is the concat's, which `QuantConcatenate` writes here while training. In
+    training the tensor passes at its own scale, so that the concat's range sees it
+    unclipped; in evaluation it is requantized as TFLite-Micro's QUANTIZE does.
+    """
+
+    def call(self, inputs, training=False):
+        if training:
+            return inputs
+        outputs = fake_quant_range(inputs, self.range_min, self.range_max)
+        source = self.linked_input_quantizer()
+        if source is None or tracing_for_conversion():
+            return outputs
+        exact = tflm_quantize(inputs, source.scale(), self)
+        return outputs + ops.stop_gradient(exact - outputs)

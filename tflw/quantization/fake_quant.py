@@ -11,9 +11,9 @@ from typing import Optional, Sequence
 import keras
 from keras import ops
 
-from tflw.quantization.replicas import global_min_max
-
+from tflw.quantization.integer_arithmetic import wide
 from tflw.quantization.quantizers import fake_quant_range
+from tflw.quantization.replicas import global_min_max
 
 
 @keras.saving.register_keras_serializable(package="tflw")
@@ -62,8 +62,9 @@ class FakeQuant(keras.layers.Layer):
         return fake_quant_range(inputs, self.range_min, self.range_max)
 
     def scale(self):
-        """The int8 scale of this tensor: (max - min) / 255 (nudging keeps it)."""
-        return (self.range_max - self.range_min) / 255.0
+        """The int8 scale of this tensor: (max - min) / 255 (nudging keeps it), computed
+        as the converter does, in double, then stored as float32."""
+        return ops.cast((wide(self.range_max) - wide(self.range_min)) / 255.0, "float32")
 
     def zero_point(self):
         """The int8 zero point after TensorFlow's nudging (0 is exactly representable)."""

@@ -27,7 +27,7 @@ from keras import ops
 from tflw.conversion_trace import traced_constant, tracing_for_conversion
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.input_link import LinksInputQuantizer
-from tflw.quantization.integer_arithmetic import requantize
+from tflw.quantization.integer_arithmetic import requantize, wide
 from tflw.quantization.low_bit import weight_quantizer
 from tflw.quantization.quantizers import fake_quant_range, fake_quant_weights, weight_scale
 
@@ -171,16 +171,18 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         # Training keeps the cheaper float rounding; evaluation and verify see the device's.
         if training or input_scale is None or tracing_for_conversion():
             return outputs
-        exact = self.integer_output(accumulator, bias, input_scale * weight_scales, self.output_quant)
+        exact = self.integer_output(accumulator, bias, input_scale, weight_scales, self.output_quant)
         return outputs + ops.stop_gradient(exact - outputs)
 
-    def integer_output(self, accumulator, bias, unit, quantizer: FakeQuant):
+    def integer_output(self, accumulator, bias, input_scale, weight_scales, quantizer: FakeQuant):
         """The output TFLite-Micro computes: the int32 accumulator plus the int32 bias
-        (rounded to the accumulator's scale `unit` = s_in * s_w), rescaled to `quantizer`'s
-        scale with its fixed-point double rounding, activation-clamped, as int8."""
+        (rounded to the accumulator's scale s_in * s_w), rescaled to `quantizer`'s scale
+        with its fixed-point double rounding, activation-clamped, as int8."""
+        unit = input_scale * weight_scales
         total = ops.round(accumulator / unit) + ops.round(bias / unit)
         s_out = quantizer.scale()
-        outputs = ACTIVATIONS[self.activation](requantize(total, unit / s_out) * s_out)
+        ratio = wide(input_scale) * wide(weight_scales) / wide(s_out)
+        outputs = ACTIVATIONS[self.activation](requantize(total, ratio) * s_out)
         return fake_quant_range(outputs, quantizer.range_min, quantizer.range_max)
 
     def requantized(self, outputs, quantizer: FakeQuant):
@@ -191,8 +193,8 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         if input_scale is None:
             return None
         kernel, bias = self.folded_kernel_and_bias()
-        unit = input_scale * self.quantized_kernel(kernel)[1]
-        return self.integer_output(outputs - bias, bias, unit, quantizer)
+        weight_scales = self.quantized_kernel(kernel)[1]
+        return self.integer_output(outputs - bias, bias, input_scale, weight_scales, quantizer)
 
     def get_config(self):
         config = super().get_config()

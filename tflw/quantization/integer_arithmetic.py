@@ -8,12 +8,29 @@ nearest integer after multiplying by f * 2^max(e, 0), once when dividing by 2^ma
 an output by one LSB whenever the two disagree. These functions let tflw's layers compute
 what the microcontroller computes, so QAT and `tflw.verify` see the device's numbers.
 
+TFLite computes each effective scale in double from the float32 scales in the flatbuffer
+and rounds its fraction to 31 bits; a ratio computed in float32 can land on the other
+side of a tie (measured: a QUANTIZE by 1.25000001 that float32 saw as exactly 1.25 moved
+30 % of a tensor by one LSB). So ratios and products here are computed in `wide()`
+precision, float64 wherever the backend has it.
+
 ```python
-y = requantize(acc_int, s_in * s_w / s_out)   # integer-valued floats
+y = requantize(acc_int, wide(s_in) * wide(s_w) / wide(s_out))   # integer-valued floats
 ```
 """
 
+import keras
 from keras import ops
+
+
+def wide(x):
+    """`x` as float64 (float32 on JAX without x64, which has no float64)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            return ops.cast(x, "float32")
+    return ops.cast(x, "float64")
 
 
 def round_half_away_from_zero(x):
@@ -24,7 +41,7 @@ def frexp(ratio) -> tuple:
     """(f, e) with ratio = f * 2^e and f in [0.5, 1), elementwise, as floats."""
     e = ops.floor(ops.log2(ratio)) + 1.0
     # log2 can land one off next to a power of two: fix e so that f is in [0.5, 1).
-    e = e + ops.cast(ratio / 2.0**e >= 1.0, "float32") - ops.cast(ratio / 2.0**e < 0.5, "float32")
+    e = e + ops.cast(ratio / 2.0**e >= 1.0, e.dtype) - ops.cast(ratio / 2.0**e < 0.5, e.dtype)
     return ratio / 2.0**e, e
 
 
@@ -41,6 +58,11 @@ def multiply_by_quantized_multiplier(x, multiplier, shift):
 
 def requantize(x, ratio):
     """Rescale integer-valued `x` by the real `ratio` (e.g. s_in * s_w / s_out, per
-    channel) as TFLite-Micro's conv, depthwise and fully-connected kernels do."""
+    channel; compute it with `wide`) as TFLite-Micro's conv, depthwise, fully-connected,
+    MUL and QUANTIZE kernels do: the fraction rounded to a 31-bit multiplier
+    (`QuantizeMultiplier`), then `MultiplyByQuantizedMultiplier`. Returns float32."""
+    x, ratio = wide(x), wide(ratio)
     f, e = frexp(ratio)
-    return multiply_by_quantized_multiplier(x, f, e)
+    f = ops.round(f * 2.0**31) / 2.0**31
+    f, e = ops.where(f >= 1.0, f / 2.0, f), ops.where(f >= 1.0, e + 1.0, e)  # rounded up to 1
+    return ops.cast(multiply_by_quantized_multiplier(x, f, e), "float32")

@@ -19,7 +19,7 @@ from keras import ops
 from tflw.conversion_trace import tracing_for_conversion
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.input_link import LinksInputQuantizer
-from tflw.quantization.integer_arithmetic import requantize
+from tflw.quantization.integer_arithmetic import requantize, wide
 
 
 def tflm_mul(x1, x2, scale1, scale2, output_quant: FakeQuant):
@@ -30,7 +30,7 @@ def tflm_mul(x1, x2, scale1, scale2, output_quant: FakeQuant):
     """
     s_out, z_out = output_quant.scale(), output_quant.zero_point()
     product = ops.round(x1 / scale1) * ops.round(x2 / scale2)
-    y = requantize(product, scale1 * scale2 / s_out)
+    y = requantize(product, wide(scale1) * wide(scale2) / wide(s_out))
     return ops.clip(y, -128.0 - z_out, 127.0 - z_out) * s_out
 
 

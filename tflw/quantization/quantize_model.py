@@ -21,7 +21,8 @@ import keras
 
 from tflw.errors import UnsupportedLayerError
 from tflw.pruning.wrappers import ChannelMasked, PruneLowMagnitude
-from tflw.quantization.concatenate import QuantConcatenate
+from tflw.quantization.concatenate import ConcatInputQuant, QuantConcatenate
+from tflw.quantization.input_link import input_quantizer
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
 from tflw.quantization.low_bit import weight_quantizer
@@ -205,10 +206,26 @@ class _Rewriter:
             new_input = input_like(tensor)
             inputs.append(new_input)
             self.tensors[key] = self.quantize(new_input, key, tensor._keras_history[0].name)
+            self.share_concat_range(key)
         for index, step in enumerate(self.graph.steps):
             if index not in self.absorbed:
+                made = set(self.tensors)
                 self.rewrite(step)
+                for key in set(self.tensors) - made:
+                    self.share_concat_range(key)
         return inputs, [self.tensors[key] for key in self.graph.outputs]
+
+    def share_concat_range(self, key: int) -> None:
+        """Move tensor `key` onto its Concatenate consumer's range for every consumer, as
+        the converter does (one QUANTIZE where the tensor is made) when the tensor, on a
+        scale of its own, also feeds other layers."""
+        consumers = [self.graph.steps[i] for i in self.graph.consumers(key)]
+        concats = [step for step in consumers if _rule(step.layer).kind == CONCAT]
+        if len(concats) != 1 or len(consumers) < 2 or input_quantizer(self.tensors[key]) is None:
+            return
+        position = concats[0].inputs.index(key)
+        quant = ConcatInputQuant(name=f"{concats[0].layer.name}_input{position}_quant")
+        self.tensors[key] = quant(self.tensors[key])
 
     def rewrite(self, step: Step) -> None:
         layer = step.layer
