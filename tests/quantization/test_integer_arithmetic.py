@@ -96,13 +96,6 @@ def test_multiply_is_bit_exact_with_tflite_micro_mul():
     assert float_rounded > 10 * exact and float_rounded > 0
 
 
-def test_multiply_of_three_tensors_is_refused_by_name():
-    inputs = keras.Input((4,))
-    outputs = keras.layers.Multiply(name="triple")([inputs, inputs, inputs])
-    with pytest.raises(tflw.errors.UnsupportedLayerError, match="triple.*two-input"):
-        tflw.quantize_model(keras.Model(inputs, outputs), calibration_data=np.ones((2, 4), "float32"))
-
-
 def test_an_all_zero_filter_keeps_its_bias_on_the_device():
     # A pruned filter: its weight range must not shrink the int32 bias scale to overflow.
     model = single_layer_model(keras.layers.Conv2D(6, 3, name="pruned"), (7, 7, 3))

@@ -51,6 +51,11 @@ def nested_twice() -> keras.Model:
     return keras.Model(inputs, inner(inner(inputs)))
 
 
+def triple_product() -> keras.Model:
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Multiply(name="triple")([inputs, inputs, inputs]))
+
+
 def batch_norm_after_relu() -> keras.Model:
     inputs = keras.Input((6, 6, 2))
     x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
@@ -119,6 +124,8 @@ CASES = {
     "channels_first pooling": (lambda t: lambda: tflw.quantize_model(
         with_layer(keras.layers.GlobalAveragePooling2D(data_format="channels_first", name="gap_nchw"))),
         errors.UnsupportedLayerError, "gap_nchw"),
+    "multiply of three tensors": (lambda t: lambda: tflw.quantize_model(triple_product()),
+                                  errors.UnsupportedLayerError, "triple"),
     "batch norm after activation": (lambda t: lambda: tflw.quantize_model(batch_norm_after_relu()),
                                     errors.UnsupportedLayerError, "late_bn"),
     "elu activation": (lambda t: lambda: tflw.quantize_model(

@@ -16,8 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from tflw.quantization.ewgs import check_delta, discretize
-from tflw.quantization.weight_quantizer import WeightQuantizer
+from tflw.quantization.ewgs import discretize
+from tflw.quantization.weight_quantizer import KBitWeights
 
 # APoT's clipping level starts at 3 (normalized) standard deviations, as in Li et al.'s code.
 INITIAL_ALPHA = 3.0
@@ -89,8 +89,9 @@ def apot_quantize(weights, alpha, bits: int, channel_axes: tuple, ewgs_delta: fl
     spacing = ops.where(magnitude >= nearest, spacing_above, spacing_below)
     return discretize(clipped, ops.sign(clipped) * nearest * bound, spacing * bound, ewgs_delta)
 
+
 @keras.saving.register_keras_serializable(package="tflw")
-class ApotWeights(WeightQuantizer):
+class ApotWeights(KBitWeights):
     """`apot_quantize` at a fixed bit width: one learned clipping level per channel.
 
     Args:
@@ -98,13 +99,7 @@ class ApotWeights(WeightQuantizer):
         ewgs_delta: EWGS's gradient scaling (0: straight-through), see `apot_quantize`.
     """
 
-    parameter_count = 1
-
-    def __init__(self, bits: int, ewgs_delta: float = 0.0):
-        if not 2 <= bits <= 7:
-            raise ValueError(f"APoT weights take 2 to 7 bits, got {bits}")
-        self.bits = bits
-        self.ewgs_delta = check_delta(ewgs_delta)
+    method = "APoT"
 
     def __call__(self, kernel, parameters, channel_axes: tuple):
         return apot_quantize(kernel, parameters[..., 0], self.bits, channel_axes, self.ewgs_delta)
@@ -112,6 +107,3 @@ class ApotWeights(WeightQuantizer):
     def initial_parameters(self, kernel: np.ndarray, channel_axes: tuple) -> np.ndarray:
         shape = tuple(kernel.shape[a] for a in channel_axes) + (1,)
         return np.full(shape, INITIAL_ALPHA, "float32")
-
-    def get_config(self) -> dict:
-        return {"bits": self.bits, "ewgs_delta": self.ewgs_delta}

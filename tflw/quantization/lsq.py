@@ -16,8 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from tflw.quantization.ewgs import check_delta, discretize
-from tflw.quantization.weight_quantizer import WeightQuantizer
+from tflw.quantization.ewgs import discretize
+from tflw.quantization.weight_quantizer import KBitWeights
 
 
 def _scale_gradient(x, factor: float):
@@ -71,7 +71,7 @@ def lsq_initial_step(weights, bits: int, axis=None):
 
 
 @keras.saving.register_keras_serializable(package="tflw")
-class LsqWeights(WeightQuantizer):
+class LsqWeights(KBitWeights):
     """`lsq_quantize` at a fixed bit width: one learned step per channel.
 
     Args:
@@ -79,13 +79,7 @@ class LsqWeights(WeightQuantizer):
         ewgs_delta: EWGS's gradient scaling (0: straight-through), see `lsq_quantize`.
     """
 
-    parameter_count = 1
-
-    def __init__(self, bits: int, ewgs_delta: float = 0.0):
-        if not 2 <= bits <= 7:
-            raise ValueError(f"LSQ weights take 2 to 7 bits, got {bits}: 8 bits is plain int8")
-        self.bits = bits
-        self.ewgs_delta = check_delta(ewgs_delta)
+    method = "LSQ"
 
     def __call__(self, kernel, parameters, channel_axes: tuple):
         return lsq_quantize(kernel, ops.maximum(parameters[..., 0], 1e-8), self.bits,
@@ -94,6 +88,3 @@ class LsqWeights(WeightQuantizer):
     def initial_parameters(self, kernel: np.ndarray, channel_axes: tuple) -> np.ndarray:
         step = lsq_initial_step(kernel, self.bits, channel_axes or None)
         return ops.convert_to_numpy(step)[..., None]
-
-    def get_config(self) -> dict:
-        return {"bits": self.bits, "ewgs_delta": self.ewgs_delta}

@@ -9,6 +9,8 @@ holds them as one variable of shape (channels..., parameter_count).
 
 import numpy as np
 
+from tflw.quantization.ewgs import check_delta
+
 
 class WeightQuantizer:
     """Base of the low-bit weight schemes (LSQ, APoT, k-means, binary).
@@ -37,3 +39,21 @@ class WeightQuantizer:
     def from_config(cls, config: dict):
         return cls(**config)
 
+
+
+class KBitWeights(WeightQuantizer):
+    """A 2- to 7-bit scheme with one learned parameter per channel and EWGS's gradient as an
+    option (`ewgs_delta` > 0; 0 is the straight-through estimator)."""
+
+    parameter_count = 1
+    method = "k-bit"  # the name its errors give
+
+    def __init__(self, bits: int, ewgs_delta: float = 0.0):
+        if not 2 <= bits <= 7:
+            raise ValueError(f"{self.method} weights take 2 to 7 bits, got {bits}: 8 bits is "
+                             "plain int8, 1 bit binary")
+        self.bits = bits
+        self.ewgs_delta = check_delta(ewgs_delta)
+
+    def get_config(self) -> dict:
+        return {"bits": self.bits, "ewgs_delta": self.ewgs_delta}
