@@ -8,7 +8,7 @@
 // Ops used by the model, with the versions the converter emitted (an older library that
 // prints "Didn't find op for builtin opcode 'X' version 'N'" is missing one of these):
 ${op_list_comment}
-#if __has_include(<Chirale_TensorFlowLite.h>)
+${compressed_note}#if __has_include(<Chirale_TensorFlowLite.h>)
 #include <Chirale_TensorFlowLite.h>
 #else
 #include <TensorFlowLite.h>

@@ -64,6 +64,9 @@ def test_export_writes_a_lut_model_identical_on_tflite_micro_and_smaller(method,
     lut = result.report["lut"]
     assert result.compressed_path.is_file() and lut["identical_outputs"]
     assert lut["flatbuffer_bytes"] == result.compressed_path.stat().st_size < result.flatbuffer_bytes
+    sketch = result.sketch_path.read_text()  # describes the compressed twin, embeds the int8 one
+    assert f"model_compressed.tflite, {lut['flatbuffer_bytes']:,} bytes" in sketch
+    assert "USE_TFLM_COMPRESSION" in sketch and f"kTensorArenaSize = {lut['arena_size']}" in sketch
     assert {t["axis"] for t in lut["tensors"]} == {0} and all(t["bits"] <= 3 for t in lut["tensors"])
     assert result.verification.max_lsb_difference <= 1.001  # the int8 model vs Keras
     assert "TFLM_DECODE" in {op.name for op in tflw.read_flatbuffer(
@@ -74,6 +77,7 @@ def test_an_int8_model_gets_no_lut_model(pixels, tmp_path):
     plain = tflw.export(tflw.quantize_model(small_cnn(), calibration_data=pixels),
                         tmp_path / "int8", sample_inputs=pixels)
     assert plain.compressed_path is None and plain.report["lut"] is None
+    assert "model_compressed" not in plain.sketch_path.read_text()
 
 
 def test_methods_and_bits_are_chosen_per_layer_and_checked():

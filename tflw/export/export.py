@@ -146,6 +146,7 @@ def _checked_lut(model_bytes: bytes, inputs: np.ndarray, verification: VerifyRes
             "report this model to tflw.")
     return lut.model_bytes, {
         "flatbuffer_bytes": len(lut.model_bytes),
+        "int8_flatbuffer_bytes": len(model_bytes),
         "arena_bytes_measured": run.arena_bytes,
         "arena_size": arena_size(run.arena_bytes),
         "tensors": [vars(t) for t in lut.tensors],
@@ -248,14 +249,16 @@ def export(
             check_fits(board, len(model_bytes), verification.arena_bytes, info.operators)
         sketch_name = c_identifier(name or model.name)
         expected = int(np.argmax(verification.outputs[0][0]))
+        compressed, lut = _checked_lut(model_bytes, inputs, verification)
         sketch = arduino_sketch(
             info, sketch_name, verification.arena_bytes, inputs[0], expected,
             "the first sample input" if compared else "all zeros (no sample inputs given)",
+            compressed=lut,
         )
         arrays = c_array_files(model_bytes, model_name=sketch_name)
         report = _report(sketch_name, model, info, model_bytes, verification, compared)
         report["board"] = None if board is None else _board_report(board, info, verification)
-        compressed, report["lut"] = _checked_lut(model_bytes, inputs, verification)
+        report["lut"] = lut
         files = {"model.tflite": model_bytes, **arrays,
                  f"arduino/{sketch_name}/{sketch_name}.ino": sketch,
                  "report.json": json.dumps(report, indent=2) + "\n"}

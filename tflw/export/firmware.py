@@ -8,6 +8,7 @@ files = arduino_sketch(model_bytes, name="mnist_cnn", arena_bytes=21504,
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -49,6 +50,25 @@ def resolver_calls(info: FlatbufferInfo) -> list:
     return lines
 
 
+def _compressed_note(compressed: Optional[dict]) -> str:
+    """Comment lines on the LUT-compressed model, or nothing when there is none."""
+    if compressed is None:
+        return ""
+    bits = sorted({tensor["bits"] for tensor in compressed["tensors"]})
+    return (
+        "//\n"
+        f"// A smaller model is beside this one: model_compressed.tflite, "
+        f"{compressed['flatbuffer_bytes']:,} bytes instead of\n"
+        f"// {compressed['int8_flatbuffer_bytes']:,}, its weights LUT-compressed to {'/'.join(map(str, bits))} "
+        "bits (TFLite-Micro's DECODE op). It needs\n"
+        "// TFLite-Micro built from 2025 or later sources with USE_TFLM_COMPRESSION=1, one more\n"
+        "// resolver slot for resolver.AddDecode(), and kTensorArenaSize = "
+        f"{compressed['arena_size']} (DECODE expands\n"
+        "// weights into the arena). Neither Arduino library above has DECODE yet, so this\n"
+        "// sketch embeds the uncompressed model.\n"
+    )
+
+
 def _float_list(values: np.ndarray) -> str:
     flat = [f"{float(v):.8g}f" for v in np.asarray(values, np.float32).ravel()]
     rows = [", ".join(flat[i:i + VALUES_PER_LINE]) for i in range(0, len(flat), VALUES_PER_LINE)]
@@ -62,8 +82,10 @@ def arduino_sketch(
     sample_input: np.ndarray,
     expected_class: int,
     sample_description: str,
+    compressed: Optional[dict] = None,
 ) -> str:
-    """The `.ino` text for a model with flatbuffer facts `info`."""
+    """The `.ino` text for a model with flatbuffer facts `info`; `compressed` is export's
+    report of a LUT-compressed twin, which the sketch describes but does not embed."""
     first_input, first_output = info.inputs[0], info.outputs[0]
     return render(
         "arduino/sketch.ino",
@@ -72,6 +94,7 @@ def arduino_sketch(
         chirale_version=CHIRALE_VERSION,
         arduino_examples_version=ARDUINO_EXAMPLES_VERSION,
         op_list_comment="\n".join(f"//   {op.name} v{op.version}" for op in info.ops),
+        compressed_note=_compressed_note(compressed),
         arena_measured=arena_bytes,
         arena_margin_percent=int(ARENA_MARGIN * 100),
         arena_size=arena_size(arena_bytes),
