@@ -9,10 +9,11 @@ requantizes its output, rounding twice.) In evaluation this layer reproduces bot
 paths: the producer's fixed-point output at the shared scale (`requantized`), and
 TFLite-Micro's requantization of the others.
 
-A tensor that feeds the concat *and* other layers is another case: the converter
-requantizes it once, right where it is made, and every consumer reads the requantized
-copy. `ConcatInputQuant` puts that copy in the Keras model (the rewrite inserts it), so
-the other consumers see the concat's scale there too.
+A tensor that feeds the concat *and* other layers keeps its quantizer, but that
+quantizer follows the concat's range (`FakeQuant(follows_consumer=True)`, written here
+while training): the converter would otherwise requantize it to the concat's scale,
+sometimes as a QUANTIZE after it and sometimes folded into the op that makes it (ADD),
+and the other consumers would read that copy.
 
 ```python
 y = QuantConcatenate(axis=-1, name="concat")([conv_output, other_quantized_tensor])
@@ -24,7 +25,7 @@ from keras import ops
 
 from tflw.conversion_trace import tracing_for_conversion
 from tflw.quantization.fake_quant import FakeQuant
-from tflw.quantization.input_link import LinksInputQuantizer, input_quantizer, unquantized_producer
+from tflw.quantization.input_link import input_quantizer, unquantized_producer
 from tflw.quantization.integer_arithmetic import requantize, wide
 from tflw.quantization.quantizers import fake_quant_range
 
@@ -67,7 +68,7 @@ class QuantConcatenate(keras.layers.Concatenate):
         if training:  # one range over all inputs together
             self.output_quant(super().call(inputs), training=True)
             for quantizer in sources.quantizers if sources is not None else []:
-                if isinstance(quantizer, ConcatInputQuant):
+                if getattr(quantizer, "follows_consumer", False):
                     quantizer.range_min.assign(self.output_quant.range_min)
                     quantizer.range_max.assign(self.output_quant.range_max)
         quant = self.output_quant
@@ -99,23 +100,3 @@ class QuantConcatenate(keras.layers.Concatenate):
     def get_config(self):
         return {**super().get_config(), "ema_decay": self.ema_decay}
 
-
-@keras.saving.register_keras_serializable(package="tflw")
-class ConcatInputQuant(LinksInputQuantizer, FakeQuant):
-    """The converter's QUANTIZE of a tensor that feeds a Concatenate and other layers: the
-    tensor moved from its own int8 scale onto the concat's, for every consumer.
-
-    Its range is the concat's, which `QuantConcatenate` writes here while training. In
-    training the tensor passes at its own scale, so that the concat's range sees it
-    unclipped; in evaluation it is requantized as TFLite-Micro's QUANTIZE does.
-    """
-
-    def call(self, inputs, training=False):
-        if training:
-            return inputs
-        outputs = fake_quant_range(inputs, self.range_min, self.range_max)
-        source = self.linked_input_quantizer()
-        if source is None or tracing_for_conversion():
-            return outputs
-        exact = tflm_quantize(inputs, source.scale(), self)
-        return outputs + ops.stop_gradient(exact - outputs)

@@ -28,15 +28,20 @@ class FakeQuant(keras.layers.Layer):
     Args:
         ema_decay: weight of the old range in the moving average.
         fixed_range: `(min, max)` to use instead of a learned range.
+        follows_consumer: the range is a consumer's (a Concatenate's, which writes it while
+            training); while training the tensor passes unquantized, so that the consumer's
+            range sees it whole.
     """
 
     def __init__(
         self,
         ema_decay: float = 0.99,
         fixed_range: Optional[Sequence[float]] = None,
+        follows_consumer: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.follows_consumer = follows_consumer
         self.ema_decay = float(ema_decay)
         self.fixed_range = None if fixed_range is None else tuple(float(v) for v in fixed_range)
 
@@ -52,6 +57,8 @@ class FakeQuant(keras.layers.Layer):
         )
 
     def call(self, inputs, training=False):
+        if training and self.follows_consumer:
+            return inputs
         if training and self.fixed_range is None:
             batch_min, batch_max = global_min_max(ops.min(inputs), ops.max(inputs))
             batch_min, batch_max = ops.minimum(batch_min, 0.0), ops.maximum(batch_max, 0.0)
@@ -73,5 +80,6 @@ class FakeQuant(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(ema_decay=self.ema_decay, fixed_range=self.fixed_range)
+        config.update(ema_decay=self.ema_decay, fixed_range=self.fixed_range,
+                      follows_consumer=self.follows_consumer)
         return config

@@ -21,7 +21,7 @@ import keras
 
 from tflw.errors import UnsupportedLayerError
 from tflw.pruning.wrappers import ChannelMasked, PruneLowMagnitude
-from tflw.quantization.concatenate import ConcatInputQuant, QuantConcatenate
+from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.input_link import input_quantizer
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
@@ -216,16 +216,26 @@ class _Rewriter:
         return inputs, [self.tensors[key] for key in self.graph.outputs]
 
     def share_concat_range(self, key: int) -> None:
-        """Move tensor `key` onto its Concatenate consumer's range for every consumer, as
-        the converter does (one QUANTIZE where the tensor is made) when the tensor, on a
-        scale of its own, also feeds other layers."""
-        consumers = [self.graph.steps[i] for i in self.graph.consumers(key)]
-        concats = [step for step in consumers if _rule(step.layer).kind == CONCAT]
-        if len(concats) != 1 or len(consumers) < 2 or input_quantizer(self.tensors[key]) is None:
+        """Tie tensor `key`'s own quantizer to the range of the Concatenate it reaches
+        (through same-scale ops) when it also feeds other layers: measured, the converter
+        otherwise moves the tensor onto the concat's scale for every consumer, as a QUANTIZE
+        after it or folded into the op that makes it, and Keras would not see that copy."""
+        quantizer = input_quantizer(self.tensors[key])
+        if quantizer is None or quantizer.fixed_range is not None:
             return
-        position = concats[0].inputs.index(key)
-        quant = ConcatInputQuant(name=f"{concats[0].layer.name}_input{position}_quant")
-        self.tensors[key] = quant(self.tensors[key])
+        if len(self.concats_reached(key)) == 1:
+            quantizer.follows_consumer = True
+
+    def concats_reached(self, key: int) -> set:
+        """Indexes of the Concatenate steps that read `key`, directly or through same-scale ops."""
+        found = set()
+        for index in self.graph.consumers(key):
+            kind = _rule(self.graph.steps[index].layer).kind
+            if kind == CONCAT:
+                found.add(index)
+            elif kind == SAME_SCALE:
+                found |= self.concats_reached(self.graph.steps[index].outputs[0])
+        return found
 
     def rewrite(self, step: Step) -> None:
         layer = step.layer
