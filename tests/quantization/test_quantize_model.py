@@ -65,3 +65,14 @@ def test_nested_model_is_flattened():
     qat = tflw.quantize_model(keras.Model(inputs, outputs))
     assert not any(isinstance(layer, keras.Model) for layer in qat.layers)
     assert sum(type(layer).__name__ == "QuantDense" for layer in qat.layers) == 2
+
+
+def test_an_identity_rescaling_keeps_its_input_scale_and_converts():
+    # Rescaling(1.0) vanishes in TensorFlow; a quantizer of its own left a float tensor
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Rescaling(1.0, name="identity")(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 3)(x))
+    data = np.random.default_rng(0).uniform(-1, 1, (32, 6, 6, 2)).astype("float32")
+    qat = tflw.quantize_model(model, calibration_data=data)
+    assert "identity" not in [layer.name for layer in qat.layers]
+    assert tflw.verify(to_tflite(qat), data, reference=qat).max_lsb_difference < 0.01

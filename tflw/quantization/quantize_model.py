@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import keras
+import numpy as np
 
 from tflw.errors import UnsupportedLayerError
 from tflw.pruning.wrappers import ChannelMasked, PruneLowMagnitude
@@ -261,6 +262,10 @@ class _Rewriter:
         elif kind == CONCAT:
             concat = QuantConcatenate(axis=layer.get_config()["axis"], name=layer.name)
             self.tensors[step.outputs[0]] = self.call(concat, step)
+        elif _is_identity(layer):
+            # e.g. Rescaling(1.0): TensorFlow drops it, and two fake-quants in a row left
+            # the converter with a float tensor (measured), so it keeps its input's scale
+            self.tensors[step.outputs[0]] = self.tensors[step.inputs[0]]
         else:  # OWN_RANGE: keep the op, quantize its output on its own range
             output = self.call(clone_layer(layer), step)
             if kind == OWN_RANGE and type(layer).__name__ == "Add":
@@ -370,6 +375,13 @@ class _Rewriter:
         if not applied:
             tensor = keras.layers.Activation(name, name=f"{layer.name}_{name}")(tensor)
         return self.quantize(tensor, key, layer.name, fixed_range=FIXED_RANGES.get(name))
+
+
+def _is_identity(layer: keras.layers.Layer) -> bool:
+    """A Rescaling that multiplies by 1 and adds 0."""
+    config = layer.get_config()
+    return type(layer).__name__ == "Rescaling" and bool(
+        np.all(np.asarray(config["scale"]) == 1.0) and np.all(np.asarray(config["offset"]) == 0.0))
 
 
 def _unpruned(layer: keras.layers.Layer) -> keras.layers.Layer:
