@@ -109,6 +109,19 @@ def test_an_all_zero_filter_keeps_its_bias_on_the_device():
     np.testing.assert_allclose(result.outputs[0][..., 2], 0.4, atol=read_flatbuffer(to_tflite(qat)).outputs[0].scale)
 
 
+def test_hard_swish_is_bit_exact_with_tflite_micro():
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((9, 9, 4))
+    x = keras.layers.Conv2D(6, 1, activation="hard_swish")(inputs)
+    outputs = keras.layers.Activation("hard_swish")(keras.layers.Conv2D(6, 1)(x))
+    x_data = np.random.default_rng(0).normal(0, 2, size=(300, 9, 9, 4)).astype("float32")
+    qat = tflw.quantize_model(keras.Model(inputs, outputs), calibration_data=x_data)
+    assert [op.name for op in read_flatbuffer(to_tflite(qat)).ops].count("HARD_SWISH") == 1
+    exact, float_rounded = device_misses(qat, x_data)
+    assert exact < 1e-3
+    assert float_rounded > 10 * exact and float_rounded > 0
+
+
 def pooled_input_into_a_concat(inputs):
     pooled = keras.layers.AveragePooling2D(2)(inputs)
     return keras.layers.Concatenate()([pooled, keras.layers.Conv2D(2, 3, padding="same")(pooled)])

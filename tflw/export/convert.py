@@ -27,6 +27,7 @@ from tflw.errors import (
 from tflw.export.flatbuffer import read_flatbuffer
 from tflw.export.preflight import check_data, check_model
 from tflw.model_kind import is_tf_keras_model
+from tflw.quantization.concatenate import share_concat_ranges
 
 REPRESENTATIVE_SAMPLES = 300
 
@@ -96,6 +97,7 @@ def to_tflite(model, representative_data: Optional[np.ndarray] = None) -> bytes:
     check_model(model)
     quantization_aware = is_quantization_aware(model)
     if quantization_aware:
+        share_concat_ranges(model)
         check_calibrated(model)
     elif representative_data is None:
         raise MissingRepresentativeDataError(

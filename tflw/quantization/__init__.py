@@ -10,6 +10,7 @@ from tflw.quantization.api import calibrate, quantize_model
 from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
+from tflw.quantization.hard_swish import QuantHardSwish
 from tflw.quantization.multiply import QuantMultiply
 from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
 from tflw.quantization.quantize_model import LAYER_RULES, Rule
@@ -24,6 +25,7 @@ __all__ = [
     "QuantDense",
     "QuantDepthwiseConv2D",
     "QuantGlobalAveragePooling2D",
+    "QuantHardSwish",
     "QuantMultiply",
     "Rule",
     "calibrate",

@@ -8,6 +8,7 @@ import numpy as np
 
 from tflw.errors import UnsupportedModelError
 from tflw.model_kind import is_tf_keras_model
+from tflw.quantization.concatenate import share_concat_ranges
 from tflw.quantization.quantize_model import quantize_keras3
 
 
@@ -92,6 +93,7 @@ def calibrate(model, data: Union[np.ndarray, Iterable], batch_size: int = 64) ->
     )
     for batch in batches:
         model(batch, training=True)
+    share_concat_ranges(model)
 
 
 def _quantize_with_tfmot(model):

@@ -67,10 +67,9 @@ class QuantConcatenate(keras.layers.Concatenate):
         sources = getattr(self, "_sources", None)
         if training:  # one range over all inputs together
             self.output_quant(super().call(inputs), training=True)
-            for quantizer in sources.quantizers if sources is not None else []:
-                if getattr(quantizer, "follows_consumer", False):
-                    quantizer.range_min.assign(self.output_quant.range_min)
-                    quantizer.range_max.assign(self.output_quant.range_max)
+            self.share_range()
+            if self.output_quant.follows_consumer:  # the range is a later concat's
+                return super().call(inputs)
         quant = self.output_quant
         # Quantize the unquantized inputs (and the output) on the shared range; an input
         # with a quantizer of its own keeps it (the converter adds QUANTIZE, and a second
@@ -87,6 +86,13 @@ class QuantConcatenate(keras.layers.Concatenate):
             return outputs
         return outputs + ops.stop_gradient(super().call(exact) - outputs)
 
+    def share_range(self) -> None:
+        """Write this concat's range into the input quantizers that follow it."""
+        for quantizer in getattr(self, "_sources", _Sources([])).quantizers:
+            if getattr(quantizer, "follows_consumer", False):
+                quantizer.range_min.assign(self.output_quant.range_min)
+                quantizer.range_max.assign(self.output_quant.range_max)
+
     def compute_output_spec(self, inputs, training=False):
         return super().compute_output_spec(inputs)
 
@@ -100,3 +106,13 @@ class QuantConcatenate(keras.layers.Concatenate):
     def get_config(self):
         return {**super().get_config(), "ema_decay": self.ema_decay}
 
+
+
+def share_concat_ranges(model: keras.Model) -> None:
+    """Make every quantizer that follows a concat's range equal to it, downstream concats
+    first. Training writes each one a step late, and a concat whose own range follows a
+    later concat passes that on one step later still; export and calibration need them
+    equal, or the converter requantizes."""
+    for layer in reversed(model.layers):
+        if isinstance(layer, QuantConcatenate):
+            layer.share_range()

@@ -26,6 +26,7 @@ from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.input_link import input_quantizer
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
+from tflw.quantization.hard_swish import QuantHardSwish
 from tflw.quantization.low_bit import weight_quantizer
 from tflw.quantization.multiply import QuantMultiply
 from tflw.model_graph import Graph, Step, call_like, clone_layer, input_like, read_graph
@@ -358,6 +359,9 @@ class _Rewriter:
 
     def rewrite_activation(self, step: Step) -> None:
         layer = step.layer
+        if activation_name(layer) in OWN_RANGE_ACTIVATIONS:
+            self.tensors[step.outputs[0]] = self.call(QuantHardSwish(name=layer.name), step)
+            return
         output = self.call(clone_layer(layer), step)
         self.tensors[step.outputs[0]] = self.quantize_activation(
             activation_name(layer), output, step.outputs[0], layer, applied=True
@@ -372,6 +376,8 @@ class _Rewriter:
                 f"activation '{name}' has no int8 TFLite-Micro kernel tflw can match; use "
                 f"one of {', '.join(FUSABLE + OWN_RANGE_ACTIVATIONS + tuple(FIXED_RANGES))}.",
             )
+        if name in OWN_RANGE_ACTIVATIONS:
+            return QuantHardSwish(name=f"{layer.name}_{name}")(tensor)
         if not applied:
             tensor = keras.layers.Activation(name, name=f"{layer.name}_{name}")(tensor)
         return self.quantize(tensor, key, layer.name, fixed_range=FIXED_RANGES.get(name))
