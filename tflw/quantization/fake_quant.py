@@ -83,3 +83,16 @@ class FakeQuant(keras.layers.Layer):
         config.update(ema_decay=self.ema_decay, fixed_range=self.fixed_range,
                       follows_consumer=self.follows_consumer)
         return config
+
+
+class OwnOutputRange:
+    """Mixin (put it first) for a layer whose int8 output has a learned range of its own,
+    held by the sublayer `output_quant`."""
+
+    def __init__(self, *args, ema_decay: float = 0.99, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ema_decay = ema_decay
+        self.output_quant = FakeQuant(ema_decay, name="output_quant")
+
+    def get_config(self):
+        return {**super().get_config(), "ema_decay": self.ema_decay}

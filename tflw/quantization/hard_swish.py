@@ -16,7 +16,7 @@ import keras
 from keras import ops
 
 from tflw.conversion_trace import tracing_for_conversion
-from tflw.quantization.fake_quant import FakeQuant
+from tflw.quantization.fake_quant import FakeQuant, OwnOutputRange
 from tflw.quantization.input_link import LinksInputQuantizer
 from tflw.quantization.integer_arithmetic import frexp, round_half_away_from_zero, wide
 
@@ -88,17 +88,12 @@ def tflm_hard_swish(x, input_quant: FakeQuant, output_quant: FakeQuant):
 
 
 @keras.saving.register_keras_serializable(package="tflw")
-class QuantHardSwish(LinksInputQuantizer, keras.layers.Layer):
+class QuantHardSwish(OwnOutputRange, LinksInputQuantizer, keras.layers.Layer):
     """x * relu6(x + 3) / 6 (Keras's hard_silu) on an int8 input, output on a learned range.
 
     Args:
         ema_decay: moving-average decay of the learned output range.
     """
-
-    def __init__(self, ema_decay: float = 0.99, **kwargs):
-        super().__init__(**kwargs)
-        self.ema_decay = ema_decay
-        self.output_quant = FakeQuant(ema_decay, name="output_quant")
 
     def build(self, input_shape):
         self.output_quant.build(input_shape)
@@ -113,6 +108,3 @@ class QuantHardSwish(LinksInputQuantizer, keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "ema_decay": self.ema_decay}

@@ -17,7 +17,7 @@ import keras
 from keras import ops
 
 from tflw.conversion_trace import tracing_for_conversion
-from tflw.quantization.fake_quant import FakeQuant
+from tflw.quantization.fake_quant import FakeQuant, OwnOutputRange
 from tflw.quantization.input_link import LinksInputQuantizer
 from tflw.quantization.integer_arithmetic import requantize, wide
 
@@ -35,17 +35,12 @@ def tflm_mul(x1, x2, scale1, scale2, output_quant: FakeQuant):
 
 
 @keras.saving.register_keras_serializable(package="tflw")
-class QuantMultiply(LinksInputQuantizer, keras.layers.Multiply):
+class QuantMultiply(OwnOutputRange, LinksInputQuantizer, keras.layers.Multiply):
     """Multiply of two int8 tensors whose output is quantized on its own learned range.
 
     Args:
         ema_decay: moving-average decay of the learned output range.
     """
-
-    def __init__(self, ema_decay: float = 0.99, **kwargs):
-        super().__init__(**kwargs)
-        self.ema_decay = ema_decay
-        self.output_quant = FakeQuant(ema_decay, name="output_quant")
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -61,6 +56,3 @@ class QuantMultiply(LinksInputQuantizer, keras.layers.Multiply):
 
     def compute_output_spec(self, inputs, training=False):
         return super().compute_output_spec(inputs)
-
-    def get_config(self):
-        return {**super().get_config(), "ema_decay": self.ema_decay}
