@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--bits", type=int, nargs="+", default=[8, 4, 3, 2, 1])
     parser.add_argument("--methods", nargs="+", default=["lsq", "ewgs", "apot", "apot+ewgs", "kmeans"])
+    parser.add_argument("--results", default="lowbit", help="name of the JSON in results/")
     parser.add_argument("--train-samples", type=int, default=None,
                         help="fine-tune on the first N training digits (default: all 60,000)")
     parser.add_argument("--width", type=int, default=32)
@@ -104,7 +105,7 @@ def main() -> None:
                      "flash_bytes": runs[0]["flash"], "flash_vs_float32": runs[0]["flash"] / fp32,
                      "arena_bytes": runs[0]["arena"]})
     print(format_table(rows, COLUMNS))
-    path = write_results("lowbit", {"settings": vars(args) | {"cpu_count": os.cpu_count()},
+    path = write_results(args.results, {"settings": vars(args) | {"cpu_count": os.cpu_count()},
                                     "rows": rows})
     print(f"written: {path}")
 

@@ -44,3 +44,16 @@ def test_per_channel_weights_take_at_most_2_to_the_k_minus_1_values():
     assert ApotWeights.from_config(ApotWeights(4, ewgs_delta=0.2).get_config()).ewgs_delta == 0.2
     with pytest.raises(ValueError, match="2 to 7"):
         ApotWeights(8)
+
+
+def test_the_starting_clipping_level_has_the_least_error_on_the_grid():
+    kernel = np.random.default_rng(1).normal(size=(3, 3, 8, 4)).astype("float32")
+    scheme = ApotWeights(bits=2)
+    alpha = scheme.initial_parameters(kernel, (3,))
+
+    def error(alphas):
+        q = np.asarray(scheme(tf.constant(kernel), tf.constant(alphas, "float32"), (3,)))
+        return ((q - kernel) ** 2).mean(axis=(0, 1, 2))
+
+    assert np.all(alpha < 3.0)  # the paper's fixed start zeroes most 2-bit weights
+    assert np.all(error(alpha) < error(np.full_like(alpha, 3.0)))
