@@ -22,10 +22,11 @@ setup(
         "tflite-micro",
         "pyyaml",
     ],
-    # jax: the suite trains on the JAX backend too (tests/backends), as a GPU machine does
+    # jax, torch: the suite trains on the JAX and PyTorch backends too (tests/backends), as a
+    # GPU machine without TensorFlow does
     # nbclient, ipykernel: the notebooks run in the suite; matplotlib: their plots
-    extras_require={"test": ["pytest", "hypothesis", "jax", "nbclient", "nbformat", "ipykernel",
-                             "matplotlib"],
+    extras_require={"test": ["pytest", "hypothesis", "jax", "torch", "nbclient", "nbformat",
+                             "ipykernel", "matplotlib"],
                     "plots": ["matplotlib"]},
     entry_points={"console_scripts": ["tflw=tflw.cli:main"]},
 )

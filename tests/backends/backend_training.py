@@ -1,6 +1,7 @@
-"""Run as `KERAS_BACKEND=jax python -m tests.backends.jax_training OUT`: trains a QAT model,
-a channel-pruned model and a distilled QAT student on JAX, checks what only the training
-backend can see, and saves each as .keras (plus facts as JSON) for the TensorFlow side."""
+"""Run as `KERAS_BACKEND=jax python -m tests.backends.backend_training OUT` (or with
+KERAS_BACKEND=torch): trains a QAT model, a channel-pruned model and a distilled QAT student
+on that backend, checks what only the training backend can see, and saves each as .keras
+(plus facts as JSON) for the TensorFlow side."""
 
 import json
 import sys
@@ -17,7 +18,7 @@ LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def main(out: Path) -> None:
-    assert keras.backend.backend() == "jax", keras.backend.backend()
+    assert keras.backend.backend() in ("jax", "torch"), keras.backend.backend()
     (x, y), _ = load_mnist_subset()
     x, y = x[:512], y[:512]
     keras.utils.set_random_seed(0)

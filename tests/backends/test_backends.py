@@ -1,6 +1,7 @@
-"""tflw's training pieces on the JAX backend, and their models exported here, on TensorFlow.
+"""tflw's training pieces on the JAX and PyTorch backends, and their models exported here,
+on TensorFlow.
 
-The child process trains under KERAS_BACKEND=jax (what a lent GPU machine without
+A child process trains under KERAS_BACKEND=jax or torch (what a lent GPU machine without
 TensorFlow does); this process loads the `.keras` files and exports them."""
 
 import json
@@ -19,7 +20,6 @@ from tflw.demo import build_demo_model
 from tflw.export.convert import to_tflite
 from tflite_micro.python.tflite_micro.runtime import convert_bytearray_to_object
 
-pytest.importorskip("jax")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,29 +32,30 @@ def int8_content(model_bytes: bytes) -> list:
     return [buffers, tensors]
 
 
-@pytest.fixture(scope="module")
-def jax_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "tests.backends.jax_training", str(out)],
+@pytest.fixture(scope="module", params=["jax", "torch"])
+def backend_run(request, tmp_path_factory) -> Path:
+    pytest.importorskip(request.param)
+    out = tmp_path_factory.mktemp(request.param)
+    env = {**os.environ, "KERAS_BACKEND": request.param, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "tests.backends.backend_training", str(out)],
                           env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
 
-def test_training_on_jax_moves_ranges_prunes_and_keeps_the_teacher(jax_run):
-    facts = json.loads((jax_run / "facts.json").read_text())
+def test_training_on_the_backend_moves_ranges_prunes_and_keeps_the_teacher(backend_run):
+    facts = json.loads((backend_run / "facts.json").read_text())
     # every activation range learns; the input's stays at the pixels' [0, 1]
     assert facts["ranges_moved"] == facts["ranges"] - 1 > 0
     assert facts["teacher_unchanged"]
     assert facts["stripped_parameters"] < 0.6 * facts["dense_parameters"]
 
 
-def test_a_jax_trained_qat_model_predicts_and_exports_identically_here(jax_run, tmp_path):
+def test_a_backend_trained_qat_model_predicts_and_exports_identically_here(backend_run, tmp_path):
     (x, _), _ = load_mnist_subset()
-    loaded = keras.saving.load_model(jax_run / "qat.keras")
+    loaded = keras.saving.load_model(backend_run / "qat.keras")
     np.testing.assert_array_equal(loaded.predict(x[:64], verbose=0),
-                                  np.load(jax_run / "qat_predictions.npy"))
+                                  np.load(backend_run / "qat_predictions.npy"))
     # same weights, built here on TensorFlow -> the same int8 flatbuffer (every constant
     # buffer and quantization parameter; tensor names follow this process's layer counters)
     rebuilt = tflw.quantize_model(build_demo_model(width=8))
@@ -64,10 +65,10 @@ def test_a_jax_trained_qat_model_predicts_and_exports_identically_here(jax_run, 
     assert result.verification.max_lsb_difference <= 1.001
 
 
-def test_jax_trained_pruned_and_distilled_models_export_here(jax_run, tmp_path):
+def test_backend_trained_pruned_and_distilled_models_export_here(backend_run, tmp_path):
     (x, _), _ = load_mnist_subset()
-    stripped = tflw.strip_pruning(keras.saving.load_model(jax_run / "pruned.keras"))
+    stripped = tflw.strip_pruning(keras.saving.load_model(backend_run / "pruned.keras"))
     qat = tflw.quantize_model(stripped, calibration_data=x[:64])
     assert tflw.export(qat, tmp_path / "pruned", sample_inputs=x[:64]).verification.parity
-    student = keras.saving.load_model(jax_run / "student.keras")
+    student = keras.saving.load_model(backend_run / "student.keras")
     assert tflw.export(student, tmp_path / "student", sample_inputs=x[:64]).verification.parity
