@@ -21,6 +21,10 @@ def test_export_and_verify_from_the_command_line(tmp_path, pixels, capsys):
     np.save(tmp_path / "x.npy", pixels[:20])
     assert main(["export", str(tmp_path / "qat.keras"), str(tmp_path / "out"),
                  "--data", str(tmp_path / "x.npy")]) == 0
+    printed = capsys.readouterr()
+    assert "tflw: converting" in printed.err
+    assert "running 20 sample(s) in TFLite-Micro" in printed.err
+    assert "20/20" in printed.out  # the samples' bar
     assert main(["verify", str(tmp_path / "out" / "model.tflite"), str(tmp_path / "x.npy"),
                  "--reference", str(tmp_path / "qat.keras")]) == 0
     assert "argmax agreement" in capsys.readouterr().out

@@ -29,7 +29,7 @@ def _export(args) -> None:
 
     result = export(
         args.model, args.out, representative_data=_load_array(args.data),
-        name=args.name, overwrite=args.force, board=args.board,
+        name=args.name, overwrite=args.force, board=args.board, progress=True,
     )
     print(f"wrote {result.out_dir}/: {result.flatbuffer_bytes:,} B flatbuffer, "
           f"arena {result.arena_bytes:,} B measured (kTensorArenaSize {result.arena_size:,})")

@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,11 @@ def _report(name, model, info, model_bytes, verification, compared) -> dict:
     }
 
 
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(f"tflw: {message}", file=sys.stderr, flush=True)
+
+
 def _checked_lut(model_bytes: bytes, inputs: np.ndarray, verification: VerifyResult):
     """The LUT-compressed flatbuffer and its report entry, or (None, None); it must give
     the uncompressed model's outputs bit for bit in TFLite-Micro."""
@@ -203,6 +209,7 @@ def export(
     name: Optional[str] = None,
     overwrite: bool = False,
     board: Union[str, boards.Board, None] = None,
+    progress: bool = False,
 ) -> ExportResult:
     """Convert, verify in TFLite-Micro, and write the firmware for `model`.
 
@@ -222,6 +229,8 @@ def export(
         board: a `tflw.boards` key (e.g. "nano33ble") or `Board`: fail with
             `ModelTooLargeError` if the model or its arena exceeds the board's budget,
             and record the budget and a latency estimate in the report.
+        progress: say each step on stderr and show a bar while TFLite-Micro runs the
+            samples (the CLI does; library calls stay quiet by default).
 
     Returns:
         An `ExportResult`.
@@ -241,15 +250,21 @@ def export(
     out_dir = Path(out_dir)
     staging = _staging_folder(out_dir, overwrite)
     try:
+        _say(progress, f"converting '{model.name}' to a fully-integer flatbuffer "
+                       f"({_quantization_kind(model)})")
         model_bytes = to_tflite(model, representative_data)
         info = read_flatbuffer(model_bytes)
         inputs, compared = _sample_inputs(info, sample_inputs, representative_data)
-        verification = verify(model_bytes, inputs, reference=model if compared else None)
+        _say(progress, f"running {len(inputs)} sample(s) in TFLite-Micro and measuring the arena")
+        verification = verify(model_bytes, inputs, reference=model if compared else None,
+                              progress=progress)
         if board is not None:
             check_fits(board, len(model_bytes), verification.arena_bytes, info.operators)
         sketch_name = c_identifier(name or model.name)
         expected = int(np.argmax(verification.outputs[0][0]))
+        _say(progress, "looking for low-bit weights to LUT-compress")
         compressed, lut = _checked_lut(model_bytes, inputs, verification)
+        _say(progress, f"writing the flatbuffer, C array and sketch '{sketch_name}'")
         sketch = arduino_sketch(
             info, sketch_name, verification.arena_bytes, inputs[0], expected,
             "the first sample input" if compared else "all zeros (no sample inputs given)",
