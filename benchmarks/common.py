@@ -49,10 +49,10 @@ def compiled(model, learning_rate: float, keras_module=keras):
 
 
 def fit_timed(model, data, epochs: int, batch_size: int, keras_module=keras,
-              callbacks: Sequence = ()) -> float:
-    """Train and return the median seconds per step."""
-    timer = step_timer(keras_module)
-    model.fit(*data, epochs=epochs, batch_size=batch_size, verbose=2,
+              callbacks: Sequence = (), warmup: int = 20, verbose: int = 2) -> float:
+    """Train and return the median seconds per step after `warmup` steps."""
+    timer = step_timer(keras_module, warmup)
+    model.fit(*data, epochs=epochs, batch_size=batch_size, verbose=verbose,
               callbacks=[timer, *callbacks])
     return timer.median
 
@@ -89,13 +89,19 @@ def format_table(rows: Sequence[dict], columns: Sequence[tuple]) -> str:
 
 def write_results(name: str, payload: dict) -> Path:
     """Write `payload` with the machine and library versions to results/<name>.json."""
-    import tensorflow as tf
+    from importlib import metadata
 
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
+    versions = {}
+    for package in ("tensorflow", "keras", "jax", "torch", "tflite-micro"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:  # a GPU machine has no TensorFlow
+            versions[package] = None
     payload = {
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
-                    "tensorflow": tf.__version__, "keras": keras.__version__},
+                    "cpu_count": os.cpu_count(), **versions},
         **payload,
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
