@@ -139,7 +139,7 @@ def main() -> None:
     print(format_table(rows, COLUMNS))
     print(f"\nKD gain on the int8 student (D - C): {gain.mean():+.2%} "
           f"(per seed {', '.join(f'{g:+.2%}' for g in gain)})")
-    student = "" if args.student == "cnn" else f"_{args.student}{args.student_width}"
+    student = "" if args.student == "cnn" else f"_{args.student}{args.student_width}_e{args.epochs}"
     path = write_results(f"distill_{args.train_samples or 'full'}{student}", {
         "settings": vars(args) | {"cpu_count": os.cpu_count()},
         "runs": rows, "kd_gain_per_seed": gain.tolist(),

@@ -72,12 +72,14 @@ ${resolver_calls}
 
 void loop() {
   // Quantize with the input tensor's own scale and zero point (from the flatbuffer:
-  // scale ${input_scale}, zero point ${input_zero_point}), rounding as tflw's verify does.
+  // ${io_type} input, scale ${input_scale}, zero point ${input_zero_point}), rounding as
+  // tflw's verify does.
   TfLiteTensor* input = interpreter->input(0);
   for (int i = 0; i < kInputLength; ++i) {
     long q = static_cast<long>(floorf(kSampleInput[i] / input->params.scale + 0.5f)) +
              input->params.zero_point;
-    input->data.int8[i] = static_cast<int8_t>(q < -128 ? -128 : (q > 127 ? 127 : q));
+    input->data.${io_field}[i] =
+        static_cast<${io_type}>(q < ${io_min} ? ${io_min} : (q > ${io_max} ? ${io_max} : q));
   }
 
   unsigned long start = micros();
@@ -88,11 +90,11 @@ void loop() {
 
   // Dequantize (scale ${output_scale}, zero point ${output_zero_point}) and report.
   TfLiteTensor* output = interpreter->output(0);
-  int output_length = output->bytes;
+  int output_length = output->bytes / sizeof(${io_type});
   int best = 0;
   float best_value = -INFINITY;
   for (int i = 0; i < output_length; ++i) {
-    float value = (output->data.int8[i] - output->params.zero_point) * output->params.scale;
+    float value = (output->data.${io_field}[i] - output->params.zero_point) * output->params.scale;
     if (value > best_value) {
       best_value = value;
       best = i;

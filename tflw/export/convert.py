@@ -24,6 +24,7 @@ from tflw.errors import (
     NotFullyIntegerError,
     UncalibratedModelError,
 )
+from tflw.export.int16_bias import widen_int16_depthwise_biases
 from tflw.export.flatbuffer import read_flatbuffer
 from tflw.export.preflight import check_data, check_model
 from tflw.model_kind import is_tf_keras_model
@@ -45,6 +46,17 @@ def is_quantization_aware(model) -> bool:
         if hasattr(layer, "range_min") or "tensorflow_model_optimization" in module:
             return True
     return False
+
+
+def activation_bits(model) -> int:
+    """16 for a tflw model quantized with `activation_bits=16` (TFLite's 16x8), else 8."""
+    widths = {getattr(layer, "bits", 8) for layer in _sublayers(model) if hasattr(layer, "range_min")}
+    if len(widths) > 1:
+        raise ConversionError(
+            f"model '{model.name}' mixes int8 and int16 activation quantizers; TFLite "
+            "converts a model as int8 or as 16x8 as a whole: quantize it again with one "
+            "activation_bits.")
+    return widths.pop() if widths else 8
 
 
 def check_calibrated(model) -> None:
@@ -107,8 +119,12 @@ def to_tflite(model, representative_data: Optional[np.ndarray] = None) -> bytes:
         )
     converter = _converter(model, tf)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    bits = activation_bits(model) if quantization_aware else 8
+    converter.inference_input_type = converter.inference_output_type = (
+        tf.int16 if bits == 16 else tf.int8)
+    if bits == 16:
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     if not quantization_aware:
         samples = check_data(representative_data, "representative_data", model)
         samples = samples[:REPRESENTATIVE_SAMPLES]
@@ -124,11 +140,13 @@ def to_tflite(model, representative_data: Optional[np.ndarray] = None) -> bytes:
             f"the TFLite converter failed on model '{model.name}':\n"
             f"{_first_error_lines(str(error))}"
         ) from error
-    check_fully_integer(model_bytes, model.name)
+    if bits == 16:
+        model_bytes = widen_int16_depthwise_biases(bytes(model_bytes))
+    check_fully_integer(model_bytes, model.name, "INT16" if bits == 16 else "INT8")
     return bytes(model_bytes)
 
 
-def check_fully_integer(model_bytes: bytes, name: str) -> None:
+def check_fully_integer(model_bytes: bytes, name: str, io_type: str = "INT8") -> None:
     """Refuse hybrid/float16 models: TFLite-Micro runs integer kernels only."""
     info = read_flatbuffer(model_bytes)
     if info.float_tensors:
@@ -139,7 +157,7 @@ def check_fully_integer(model_bytes: bytes, name: str) -> None:
             "fake-quant range, or an op with no int8 kernel, is usually the cause."
         )
     for tensor in info.inputs + info.outputs:
-        if tensor.dtype != "INT8":
+        if tensor.dtype != io_type:
             raise NotFullyIntegerError(
-                f"model '{name}': tensor '{tensor.name}' is {tensor.dtype}, expected INT8."
+                f"model '{name}': tensor '{tensor.name}' is {tensor.dtype}, expected {io_type}."
             )

@@ -75,6 +75,13 @@ def _float_list(values: np.ndarray) -> str:
     return ",\n".join(f"    {row}" for row in rows)
 
 
+def _io_type(dtype: str) -> dict:
+    """The C type, TfLiteTensor data field and limits of int8 (or 16x8 int16) I/O."""
+    bits = 16 if dtype == "INT16" else 8
+    return {"io_type": f"int{bits}_t", "io_field": f"int{bits}" if bits == 8 else "i16",
+            "io_min": -(2 ** (bits - 1)), "io_max": 2 ** (bits - 1) - 1}
+
+
 def arduino_sketch(
     info: FlatbufferInfo,
     name: str,
@@ -105,6 +112,7 @@ def arduino_sketch(
         array_name=ARRAY_NAME,
         op_count=len(info.ops),
         resolver_calls="\n".join(resolver_calls(info)),
+        **_io_type(first_input.dtype),
         input_scale=f"{first_input.scale:.9g}",
         input_zero_point=first_input.zero_point,
         output_scale=f"{first_output.scale:.9g}",

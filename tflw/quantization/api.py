@@ -9,6 +9,7 @@ import numpy as np
 from tflw.errors import UnsupportedModelError
 from tflw.model_kind import is_tf_keras_model
 from tflw.quantization.concatenate import share_concat_ranges
+from tflw.quantization.fake_quant import ACTIVATION_BITS
 from tflw.quantization.quantize_model import quantize_keras3
 
 
@@ -18,6 +19,7 @@ def quantize_model(
     weight_bits: Optional[int] = None,
     layer_bits: Optional[dict] = None,
     method: str = "lsq",
+    activation_bits: int = 8,
 ):
     """Return a trainable int8 quantization-aware copy of `model`.
 
@@ -45,6 +47,10 @@ def quantize_model(
             "apot" (additive powers of two with a learned clipping level, Li et al. 2020;
             `.apot`), "apot+ewgs", "kmeans" (2^k learned centroids per channel;
             `.kmeans`) or "binary" (+-alpha per channel, 1 bit; `.binary`).
+        activation_bits: 8, or 16 for TFLite's 16x8 scheme (int16 activations with
+            symmetric ranges, int8 weights, int16 model input and output) for models that
+            lose too much at int8 activations; export then converts for 16x8. Multiply and
+            hard-swish are int8 only.
 
     Returns:
         The quantization-aware model, uncompiled.
@@ -58,16 +64,20 @@ def quantize_model(
         >>> qat.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
         >>> qat.fit(x_train, y_train, epochs=1)
         >>> small = tflw.quantize_model(model, weight_bits=4, method="apot")
+        >>> precise = tflw.quantize_model(model, activation_bits=16)
     """
+    if activation_bits not in ACTIVATION_BITS:
+        raise ValueError(f"activation_bits must be 8 or 16 (TFLite's 16x8), got {activation_bits}")
     if is_tf_keras_model(model):
-        if weight_bits not in (None, 8) or layer_bits or method != "lsq":
+        if weight_bits not in (None, 8) or layer_bits or method != "lsq" or activation_bits != 8:
             raise UnsupportedModelError(
-                "weights below 8 bits are tflw's (Keras 3) layers only; tfmot quantizes "
-                "tf_keras models at 8 bits. Rebuild the model in Keras 3 for weight_bits.")
+                "weights below 8 bits and int16 activations are tflw's (Keras 3) layers "
+                "only; tfmot quantizes tf_keras models at int8. Rebuild the model in "
+                "Keras 3 for weight_bits or activation_bits.")
         qat = _quantize_with_tfmot(model)
     elif isinstance(model, keras.Model):
         bits = weight_bits if weight_bits is not None else 1 if method == "binary" else 8
-        qat = quantize_keras3(model, bits, method, layer_bits)
+        qat = quantize_keras3(model, bits, method, layer_bits, activation_bits)
     else:
         raise UnsupportedModelError(
             f"expected a keras.Model, got {type(model).__name__}. Load or build a Keras "

@@ -24,17 +24,16 @@ import keras
 from keras import ops
 
 from tflw.conversion_trace import tracing_for_conversion
-from tflw.quantization.fake_quant import FakeQuant
+from tflw.quantization.fake_quant import FakeQuant, OwnOutputRange
 from tflw.quantization.input_link import input_quantizer, unquantized_producer
 from tflw.quantization.integer_arithmetic import requantize, wide
-from tflw.quantization.quantizers import fake_quant_range
 
 
 def tflm_quantize(x, scale, target: FakeQuant):
     """TFLite-Micro's int8 -> int8 QUANTIZE (`Requantize`) of `x`, on int8 `scale`, onto
     `target`'s range: the fixed-point rescale of q - z_in, plus z_out, clamped."""
     rescaled = requantize(ops.round(x / scale), wide(scale) / wide(target.scale())) * target.scale()
-    return fake_quant_range(rescaled, target.range_min, target.range_max)
+    return target.quantized(rescaled)
 
 
 class _Sources:
@@ -46,13 +45,8 @@ class _Sources:
 
 
 @keras.saving.register_keras_serializable(package="tflw")
-class QuantConcatenate(keras.layers.Concatenate):
+class QuantConcatenate(OwnOutputRange, keras.layers.Concatenate):
     """Concatenate whose output (and so every input) is quantized on one learned range."""
-
-    def __init__(self, ema_decay: float = 0.99, **kwargs):
-        super().__init__(**kwargs)
-        self.ema_decay = ema_decay
-        self.output_quant = FakeQuant(ema_decay, name="output_quant")
 
     def __call__(self, inputs, *args, **kwargs):
         if all(isinstance(t, keras.KerasTensor) for t in inputs):
@@ -75,9 +69,8 @@ class QuantConcatenate(keras.layers.Concatenate):
         # with a quantizer of its own keeps it (the converter adds QUANTIZE, and a second
         # fake-quant on it would leave a float tensor).
         own = sources.quantizers if sources is not None else [None] * len(inputs)
-        parts = [x if q is not None else fake_quant_range(x, quant.range_min, quant.range_max)
-                 for x, q in zip(inputs, own)]
-        outputs = fake_quant_range(super().call(parts), quant.range_min, quant.range_max)
+        parts = [x if q is not None else quant.quantized(x) for x, q in zip(inputs, own)]
+        outputs = quant.quantized(super().call(parts))
         if training or sources is None or tracing_for_conversion():
             return outputs
         exact = [self._on_shared_scale(x, producer, quantizer)
@@ -102,9 +95,6 @@ class QuantConcatenate(keras.layers.Concatenate):
         if quantizer is None:
             return None
         return tflm_quantize(x, quantizer.scale(), self.output_quant)
-
-    def get_config(self):
-        return {**super().get_config(), "ema_decay": self.ema_decay}
 
 
 

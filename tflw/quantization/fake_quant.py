@@ -1,8 +1,9 @@
-"""`FakeQuant`: the per-tensor int8 quantizer of one activation tensor.
+"""`FakeQuant`: the per-tensor int8 (or int16) quantizer of one activation tensor.
 
 ```python
 x = keras.Input((28, 28, 1))
 y = tflw.quantization.FakeQuant(name="input_quant")(x)   # range learned while training
+y16 = tflw.quantization.FakeQuant(bits=16)(x)            # TFLite's 16x8: symmetric int16
 ```
 """
 
@@ -15,10 +16,16 @@ from tflw.quantization.integer_arithmetic import wide
 from tflw.quantization.quantizers import fake_quant_range
 from tflw.quantization.replicas import global_min_max
 
+ACTIVATION_BITS = (8, 16)
+
 
 @keras.saving.register_keras_serializable(package="tflw")
 class FakeQuant(keras.layers.Layer):
-    """Fake-quantizes its input to int8 on a learned or fixed range.
+    """Fake-quantizes its input to int8 (or int16) on a learned or fixed range.
+
+    At 8 bits the range is asymmetric, [min, max] on 256 levels; at 16 bits it is
+    symmetric, [-r, r] with r = max(-min, max) on 65,535 levels and zero point 0, as
+    TFLite's 16x8 scheme (int16 activations, int8 weights) requires.
 
     While training (or calibrating, i.e. calling with `training=True`), the range follows
     an exponential moving average of each batch's min/max; the first batch sets it
@@ -31,6 +38,7 @@ class FakeQuant(keras.layers.Layer):
         follows_consumer: the range is a consumer's (a Concatenate's, which writes it while
             training); while training the tensor passes unquantized, so that the consumer's
             range sees it whole.
+        bits: 8 (int8) or 16 (int16, TFLite's 16x8 scheme).
     """
 
     def __init__(
@@ -38,9 +46,13 @@ class FakeQuant(keras.layers.Layer):
         ema_decay: float = 0.99,
         fixed_range: Optional[Sequence[float]] = None,
         follows_consumer: bool = False,
+        bits: int = 8,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if bits not in ACTIVATION_BITS:
+            raise ValueError(f"activation bits must be one of {ACTIVATION_BITS}, got {bits}")
+        self.bits = bits
         self.follows_consumer = follows_consumer
         self.ema_decay = float(ema_decay)
         self.fixed_range = None if fixed_range is None else tuple(float(v) for v in fixed_range)
@@ -66,33 +78,52 @@ class FakeQuant(keras.layers.Layer):
             decay = ops.where(is_set, self.ema_decay, 0.0)
             self.range_min.assign(decay * self.range_min + (1.0 - decay) * batch_min)
             self.range_max.assign(decay * self.range_max + (1.0 - decay) * batch_max)
-        return fake_quant_range(inputs, self.range_min, self.range_max)
+        return self.quantized(inputs)
 
-    def scale(self):
-        """The int8 scale of this tensor: (max - min) / 255 (nudging keeps it), computed
-        as the converter does, in double, then stored as float32."""
-        return ops.cast((wide(self.range_max) - wide(self.range_min)) / 255.0, "float32")
+    def quantized(self, x):
+        """`x` fake-quantized on the current range (no update)."""
+        if self.bits == 8:
+            return fake_quant_range(x, self.range_min, self.range_max)
+        limit = self.symmetric_limit()
+        return keras.quantizers.fake_quant_with_min_max_vars(
+            x, -limit, limit, num_bits=16, narrow_range=True)
+
+    def symmetric_limit(self):
+        return ops.maximum(-self.range_min, self.range_max)
+
+    def scale(self, exact: bool = False):
+        """The scale of this tensor, computed as the converter does, in double, then
+        stored as float32 (`exact`: not rounded to float32): (max - min) / 255 at 8 bits
+        (nudging keeps it), r / 32767 at 16."""
+        if self.bits == 16:
+            scale = wide(self.symmetric_limit()) / 32767.0
+        else:
+            scale = (wide(self.range_max) - wide(self.range_min)) / 255.0
+        return scale if exact else ops.cast(scale, "float32")
 
     def zero_point(self):
-        """The int8 zero point after TensorFlow's nudging (0 is exactly representable)."""
+        """The zero point after TensorFlow's nudging (0 is exactly representable); 0 at 16 bits."""
+        if self.bits == 16:
+            return ops.zeros(())
         nudged = ops.clip(ops.round(-self.range_min / self.scale()), 0.0, 255.0)
         return nudged - 128.0
 
     def get_config(self):
         config = super().get_config()
         config.update(ema_decay=self.ema_decay, fixed_range=self.fixed_range,
-                      follows_consumer=self.follows_consumer)
+                      follows_consumer=self.follows_consumer, bits=self.bits)
         return config
 
 
 class OwnOutputRange:
-    """Mixin (put it first) for a layer whose int8 output has a learned range of its own,
-    held by the sublayer `output_quant`."""
+    """Mixin (put it first) for a layer whose output has a learned range of its own, held
+    by the sublayer `output_quant` (int8, or int16 with `activation_bits=16`)."""
 
-    def __init__(self, *args, ema_decay: float = 0.99, **kwargs):
+    def __init__(self, *args, ema_decay: float = 0.99, activation_bits: int = 8, **kwargs):
         super().__init__(*args, **kwargs)
-        self.ema_decay = ema_decay
-        self.output_quant = FakeQuant(ema_decay, name="output_quant")
+        self.ema_decay, self.activation_bits = ema_decay, activation_bits
+        self.output_quant = FakeQuant(ema_decay, bits=activation_bits, name="output_quant")
 
     def get_config(self):
-        return {**super().get_config(), "ema_decay": self.ema_decay}
+        return {**super().get_config(), "ema_decay": self.ema_decay,
+                "activation_bits": self.activation_bits}

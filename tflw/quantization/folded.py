@@ -22,14 +22,15 @@ References:
 from typing import Optional
 
 import keras
+import numpy as np
 from keras import ops
 
 from tflw.conversion_trace import traced_constant, tracing_for_conversion
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.input_link import LinksInputQuantizer
-from tflw.quantization.integer_arithmetic import requantize, wide
+from tflw.quantization.integer_arithmetic import requantize, requantize_reduced, wide
 from tflw.quantization.low_bit import weight_quantizer
-from tflw.quantization.quantizers import fake_quant_range, fake_quant_weights, weight_scale
+from tflw.quantization.quantizers import fake_quant_weights, weight_scale
 
 ACTIVATIONS = {"linear": lambda x: x, "relu": ops.relu, "relu6": ops.relu6}
 
@@ -50,10 +51,12 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         pruned: bool = False,
         weight_bits: int = 8,
         weight_method: str = "lsq",
+        activation_bits: int = 8,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.pruned = pruned
+        self.activation_bits = activation_bits
         self.weight_bits = weight_bits
         self.weight_method = weight_method
         # Below 8 bits the folded kernel snaps to at most 2^k levels per channel (see
@@ -67,7 +70,8 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         self.quantize_output = quantize_output
         self.ema_decay = ema_decay
         self.output_quant = (
-            FakeQuant(ema_decay=ema_decay, name="output_quant") if quantize_output else None
+            FakeQuant(ema_decay=ema_decay, bits=activation_bits, name="output_quant")
+            if quantize_output else None
         )
 
     def kernel_shape(self, input_shape) -> tuple:
@@ -161,40 +165,56 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
 
     def call(self, inputs, training=False):
         kernel, bias = self.folded_kernel_and_bias()
+        if tracing_for_conversion() and self.per_channel_axis is not None:
+            bias = traced_constant(lambda: _not_uniform(self.folded_kernel_and_bias()[1]))
         quantized_kernel, weight_scales = self.quantized_kernel(kernel)
         accumulator = self.linear(inputs, quantized_kernel)
         outputs = ACTIVATIONS[self.activation](accumulator + bias)
         if self.output_quant is None:
             return outputs
         outputs = self.output_quant(outputs, training=training)
-        input_scale = self.input_scale()
+        input_quant = self.linked_input_quantizer()
         # Training keeps the cheaper float rounding; evaluation and verify see the device's.
-        if training or input_scale is None or tracing_for_conversion():
+        if training or input_quant is None or tracing_for_conversion():
             return outputs
-        exact = self.integer_output(accumulator, bias, input_scale, weight_scales, self.output_quant)
+        if self.output_quant.bits == 16:
+            # int16 x int8 sums pass float32's 24 bits: accumulate in float64 where there is one
+            accumulator = self.linear(wide(inputs), wide(quantized_kernel))
+        exact = self.integer_output(accumulator, bias, input_quant, weight_scales, self.output_quant)
         return outputs + ops.stop_gradient(exact - outputs)
 
-    def integer_output(self, accumulator, bias, input_scale, weight_scales, quantizer: FakeQuant):
-        """The output TFLite-Micro computes: the int32 accumulator plus the int32 bias
-        (rounded to the accumulator's scale s_in * s_w), rescaled to `quantizer`'s scale
-        with its fixed-point double rounding, activation-clamped, as int8."""
-        unit = input_scale * weight_scales
-        total = ops.round(accumulator / unit) + ops.round(bias / unit)
-        s_out = quantizer.scale()
-        ratio = wide(input_scale) * wide(weight_scales) / wide(s_out)
-        outputs = ACTIVATIONS[self.activation](requantize(total, ratio) * s_out)
-        return fake_quant_range(outputs, quantizer.range_min, quantizer.range_max)
+    def integer_output(self, accumulator, bias, input_quant: FakeQuant, weight_scales,
+                       quantizer: FakeQuant):
+        """The output TFLite-Micro computes: the int32 accumulator plus the int32 bias,
+        rescaled to `quantizer`'s scale with its fixed-point double rounding,
+        activation-clamped, as int8 (or int16: with an int32 bias, TFLite-Micro's 16x8
+        kernels rescale the same way). `weight_scales` are unrounded (`weight_scale`)."""
+        s_in, s_w, s_out = input_quant.scale(), ops.cast(weight_scales, "float32"), quantizer.scale()
+        # Measured: the converter multiplies the unrounded input and weight scales in
+        # double, stores the bias scale as float32 (sometimes one ulp below the float32
+        # product) and divides in double; int16 models' biases pass float32's 24 bits.
+        bias_unit = wide(ops.cast(input_quant.scale(exact=True) * wide(weight_scales), "float32"))
+        total = (ops.round(wide(accumulator) / (wide(s_in) * wide(s_w)))
+                 + ops.round(wide(bias) / bias_unit))
+        ratio = wide(s_in) * wide(s_w) / wide(s_out)
+        rescale = requantize_reduced if self.int64_bias(quantizer) else requantize
+        outputs = ACTIVATIONS[self.activation](rescale(total, ratio) * s_out)
+        return quantizer.quantized(outputs)
+
+    def int64_bias(self, quantizer: FakeQuant) -> bool:
+        """Whether TFLite-Micro runs this layer with an int64 bias and accumulator."""
+        return False
 
     def requantized(self, outputs, quantizer: FakeQuant):
         """What TFLite-Micro holds for this layer's float `outputs` (possibly max-pooled)
         when a consumer's `quantizer` sets the output scale (a Concatenate's shared range);
         None when the input scale is unknown. A clamped activation stays clamped."""
-        input_scale = self.input_scale()
-        if input_scale is None:
+        input_quant = self.linked_input_quantizer()
+        if input_quant is None:
             return None
         kernel, bias = self.folded_kernel_and_bias()
         weight_scales = self.quantized_kernel(kernel)[1]
-        return self.integer_output(outputs - bias, bias, input_scale, weight_scales, quantizer)
+        return self.integer_output(outputs - bias, bias, input_quant, weight_scales, quantizer)
 
     def get_config(self):
         config = super().get_config()
@@ -207,8 +227,21 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
             pruned=self.pruned,
             weight_bits=self.weight_bits,
             weight_method=self.weight_method,
+            activation_bits=self.activation_bits,
         )
         return config
+
+
+def _not_uniform(bias):
+    """`bias`, with its first value moved by one float32 ulp when all values are equal
+    and nonzero. Measured (TF 2.21): the converter folds such a bias into a splat
+    constant and quantizes every channel with the first channel's scale (0.4 everywhere
+    became 12466 everywhere, though channel scales differed by 4 %), 2 LSB off on the
+    device. One ulp changes no int32 bias but at an exact tie."""
+    values = np.array(ops.convert_to_numpy(bias), np.float32)
+    if values.size > 1 and values[0] != 0 and np.all(values == values[0]):
+        values[0] = np.nextafter(values[0], np.float32(np.inf))
+    return values
 
 
 def _pair(value) -> tuple:
@@ -291,6 +324,10 @@ class QuantDepthwiseConv2D(_Conv):
         flat = ops.reshape(kernel, (h, w, channels * multiplier))
         quantized = ops.reshape(fake_quant_weights(flat, axis=-1), (h, w, channels, multiplier))
         return quantized, weight_scale(flat, axis=-1)
+
+    def int64_bias(self, quantizer: FakeQuant) -> bool:
+        # At int16, export stores its bias as int64 (tflw.export.int16_bias).
+        return quantizer.bits == 16
 
     def linear(self, inputs, kernel):
         return ops.depthwise_conv(

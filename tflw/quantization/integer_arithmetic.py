@@ -61,8 +61,29 @@ def requantize(x, ratio):
     channel; compute it with `wide`) as TFLite-Micro's conv, depthwise, fully-connected,
     MUL and QUANTIZE kernels do: the fraction rounded to a 31-bit multiplier
     (`QuantizeMultiplier`), then `MultiplyByQuantizedMultiplier`. Returns float32."""
+    return ops.cast(requantize_wide(x, ratio), "float32")
+
+
+def requantize_wide(x, ratio):
+    """`requantize` in `wide()` precision, for intermediates beyond float32's 24 bits
+    (ADD shifts its inputs left by 20 bits before rescaling them)."""
     x, ratio = wide(x), wide(ratio)
     f, e = frexp(ratio)
     f = ops.round(f * 2.0**31) / 2.0**31
     f, e = ops.where(f >= 1.0, f / 2.0, f), ops.where(f >= 1.0, e + 1.0, e)  # rounded up to 1
-    return ops.cast(multiply_by_quantized_multiplier(x, f, e), "float32")
+    return multiply_by_quantized_multiplier(x, f, e)
+
+
+def requantize_reduced(x, ratio):
+    """TFLite-Micro's 64-bit `MultiplyByQuantizedMultiplier`, which rescales the int64
+    accumulator of its int16 kernels with an int64 bias (DEPTHWISE_CONV_2D in tflw's 16x8
+    models): the 31-bit multiplier M rounded to 15 bits, M' = min((M + 2^15) >> 16,
+    2^15 - 1), and one rounding, y = floor(x * M' * 2^(e - 15) + 0.5). Returns float32."""
+    x, ratio = wide(x), wide(ratio)
+    f, e = frexp(ratio)
+    multiplier = ops.round(f * 2.0**31)
+    multiplier, e = (ops.where(multiplier >= 2.0**31, multiplier / 2.0, multiplier),
+                     ops.where(multiplier >= 2.0**31, e + 1.0, e))
+    reduced = ops.where(multiplier < 2147418112.0,  # 0x7FFF0000
+                        ops.floor((multiplier + 2.0**15) / 2.0**16), 32767.0)
+    return ops.cast(ops.floor(x * reduced * 2.0 ** (e - 15.0) + 0.5), "float32")

@@ -27,14 +27,14 @@ import keras
 from keras import ops
 
 from tflw.conversion_trace import tracing_for_conversion
-from tflw.quantization.fake_quant import FakeQuant
+from tflw.quantization.fake_quant import FakeQuant, OwnOutputRange
 from tflw.quantization.input_link import LinksInputQuantizer
 from tflw.quantization.integer_arithmetic import (
     frexp,
     multiply_by_quantized_multiplier,
     round_half_away_from_zero,
+    wide,
 )
-from tflw.quantization.quantizers import fake_quant_range
 
 
 def tflm_mean(x, count: int, input_scale, output_quant: FakeQuant):
@@ -46,31 +46,31 @@ def tflm_mean(x, count: int, input_scale, output_quant: FakeQuant):
         a = floor(acc * f * 2^shift / n * 2^max(e - shift, 0) + 0.5)
         y = round_half_away_from_zero(a / 2^max(shift - e, 0))
 
-    then clamps y + z_out to int8. In float32 this matches except when a product lands
-    within ~1e-7 (relative) of a rounding boundary.
+    then clamps y + z_out to int8 (int16 in the 16x8 scheme, same arithmetic). In float32
+    this matches except when a product lands within ~1e-7 (relative) of a rounding boundary.
     """
     s_out = output_quant.scale()
-    acc = ops.round(ops.sum(x, axis=(1, 2)) / input_scale)
-    f, e = frexp(input_scale / s_out)
+    # in wide() precision: int16 sums pass float32's 24 bits
+    acc = ops.round(ops.sum(wide(x), axis=(1, 2)) / wide(input_scale))
+    f, e = frexp(wide(input_scale) / wide(s_out))
     shift = ops.minimum(float(int(math.log2(count))), 31.0 + e)
     y = multiply_by_quantized_multiplier(acc, f * 2.0**shift / count, e - shift)
-    return fake_quant_range(y * s_out, output_quant.range_min, output_quant.range_max)
+    return output_quant.quantized(ops.cast(y, "float32") * s_out)
 
 
 @keras.saving.register_keras_serializable(package="tflw")
-class QuantGlobalAveragePooling2D(LinksInputQuantizer, keras.layers.Layer):
+class QuantGlobalAveragePooling2D(OwnOutputRange, LinksInputQuantizer, keras.layers.Layer):
     """GlobalAveragePooling2D (channels_last) with int8 output, exact to TFLite-Micro.
 
     Args:
         keepdims: keep the pooled spatial axes as size 1, as Keras's layer does.
         ema_decay: moving-average decay of the learned output range.
+        activation_bits: 8, or 16 for the 16x8 scheme.
     """
 
-    def __init__(self, keepdims: bool = False, ema_decay: float = 0.99, **kwargs):
+    def __init__(self, keepdims: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.keepdims = keepdims
-        self.ema_decay = ema_decay
-        self.output_quant = FakeQuant(ema_decay, name="output_quant")
 
     def build(self, input_shape):
         self.output_quant.build(self.compute_output_shape(input_shape))
@@ -90,7 +90,7 @@ class QuantGlobalAveragePooling2D(LinksInputQuantizer, keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(keepdims=self.keepdims, ema_decay=self.ema_decay)
+        config.update(keepdims=self.keepdims)
         return config
 
 

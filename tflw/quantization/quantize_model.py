@@ -22,6 +22,7 @@ import numpy as np
 
 from tflw.errors import UnsupportedLayerError
 from tflw.pruning.wrappers import ChannelMasked, PruneLowMagnitude
+from tflw.quantization.add import QuantAdd
 from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.input_link import input_quantizer
 from tflw.quantization.fake_quant import FakeQuant
@@ -42,11 +43,24 @@ CONCAT = "concat"            # one range shared by every input and the output
 POOLED_MEAN = "pooled_mean"  # own output range; rounds like TFLM's MEAN
 MULTIPLY = "multiply"        # own output range; rounds like TFLM's MUL
 
-# TFLite's fixed output quantization of these activations, as (min, max) real ranges.
+# TFLite's fixed output quantization of these activations, as (min, max) real ranges:
+# int8 as below; int16 (16x8) symmetric with scale 1/32768 for all three.
 FIXED_RANGES = {
     "softmax": (0.0, 255.0 / 256.0),
     "sigmoid": (0.0, 255.0 / 256.0),
     "tanh": (-1.0, 127.0 / 128.0),
+}
+FIXED_RANGE_16 = (-32767.0 / 32768.0, 32767.0 / 32768.0)
+# What the 16x8 scheme refuses, and why (each measured with TF 2.21 / tflite-micro 2026-10).
+NOT_16X8 = {
+    "Multiply": "tflw does not yet reproduce TFLite-Micro's int16 MUL",
+    "hard_swish": "TFLite-Micro has no int16 HARD_SWISH",
+    "hard_silu": "TFLite-Micro has no int16 HARD_SWISH",
+    "Concatenate": "the TFLite converter rejects a quantization-aware int16 CONCATENATION",
+    "sigmoid": "the converter gives LOGISTIC an int16 output zero point of -32768, which "
+               "TFLite-Micro refuses",
+    "tanh": "TFLite-Micro's int16 TANH table differs from tanh by up to 5 LSB, which tflw "
+            "does not reproduce",
 }
 FUSABLE = ("relu", "relu6")
 # Activations TFLite-Micro runs as their own int8 op, output on a learned range.
@@ -94,6 +108,7 @@ def _separable_conv2d(layer, **fold) -> list:
         kernel_size=config["kernel_size"], depth_multiplier=config["depth_multiplier"],
         name=f"{layer.name}_depthwise", **{**_spatial(config), "use_bias": False},
         weight_bits=fold.get("weight_bits", 8), weight_method=fold.get("weight_method", "lsq"),
+        activation_bits=fold.get("activation_bits", 8),
     )
     pointwise = QuantConv2D(
         filters=config["filters"], kernel_size=1, use_bias=config["use_bias"],
@@ -170,12 +185,23 @@ def _rule(layer: keras.layers.Layer) -> Rule:
 class _Rewriter:
     """Walks the graph once, replacing each layer call by its quantized form."""
 
-    def __init__(self, graph: Graph, weight_bits: Optional[dict] = None):
-        """`weight_bits`: {layer name: (bits, method)}, from `weight_bits_per_layer`."""
+    def __init__(self, graph: Graph, weight_bits: Optional[dict] = None,
+                 activation_bits: int = 8):
+        """`weight_bits`: {layer name: (bits, method)}, from `weight_bits_per_layer`;
+        `activation_bits`: 8, or 16 for TFLite's 16x8 scheme."""
         self.graph = graph
         self.tensors: dict = {}
         self.absorbed: set = set()
         self.weight_bits = weight_bits or {}
+        self.activation_bits = activation_bits
+
+    def check_16x8(self, layer, what: str) -> None:
+        if self.activation_bits == 16 and what in NOT_16X8:
+            raise UnsupportedLayerError(
+                layer.name, type(layer).__name__,
+                f"not in the 16x8 scheme: {NOT_16X8[what]}. Quantize this model with "
+                "activation_bits=8, or replace the layer.",
+            )
 
     def single_consumer(self, key: int) -> Optional[Step]:
         consumers = self.graph.consumers(key)
@@ -199,7 +225,10 @@ class _Rewriter:
     def quantize(self, tensor, key: int, name: str, fixed_range=None):
         if fixed_range is None and self.quantized_by_consumer(key):
             return tensor
-        return FakeQuant(fixed_range=fixed_range, name=f"{name}_quant")(tensor)
+        if fixed_range is not None and self.activation_bits == 16:
+            fixed_range = FIXED_RANGE_16
+        return FakeQuant(fixed_range=fixed_range, bits=self.activation_bits,
+                         name=f"{name}_quant")(tensor)
 
     def run(self) -> tuple:
         """Returns the new model's input and output tensors."""
@@ -261,17 +290,39 @@ class _Rewriter:
         elif kind == MULTIPLY:
             self.rewrite_multiply(step)
         elif kind == CONCAT:
-            concat = QuantConcatenate(axis=layer.get_config()["axis"], name=layer.name)
+            self.check_16x8(layer, "Concatenate")
+            concat = QuantConcatenate(axis=layer.get_config()["axis"], name=layer.name,
+                                      activation_bits=self.activation_bits)
             self.tensors[step.outputs[0]] = self.call(concat, step)
         elif _is_identity(layer):
             # e.g. Rescaling(1.0): TensorFlow drops it, and two fake-quants in a row left
             # the converter with a float tensor (measured), so it keeps its input's scale
             self.tensors[step.outputs[0]] = self.tensors[step.inputs[0]]
+        elif type(layer).__name__ == "Add" and len(step.inputs) == 2:
+            self.rewrite_add(step)
         else:  # OWN_RANGE: keep the op, quantize its output on its own range
             output = self.call(clone_layer(layer), step)
-            if kind == OWN_RANGE and type(layer).__name__ == "Add":
+            if type(layer).__name__ == "Add":
                 output, step = self.fuse_activation(output, step)
             self.tensors[step.outputs[0]] = self.quantize(output, step.outputs[0], layer.name)
+
+    def rewrite_add(self, step: Step) -> None:
+        """A two-input Add (and the ReLU/ReLU6 TFLite fuses into it) as a `QuantAdd`,
+        unless a Concatenate's range quantizes its output."""
+        consumer = self.single_consumer(step.outputs[0])
+        activation, last = "linear", step
+        if consumer is not None and _rule(consumer.layer).kind == ACTIVATION and (
+                activation_name(consumer.layer) in FUSABLE):
+            activation, last = activation_name(consumer.layer), consumer
+        if self.quantized_by_consumer(last.outputs[0]):
+            output, last = self.fuse_activation(self.call(clone_layer(step.layer), step), step)
+            self.tensors[last.outputs[0]] = output
+            return
+        if last is not step:
+            self.absorbed.add(self.graph.steps.index(last))
+        add = QuantAdd(activation=activation, activation_bits=self.activation_bits,
+                       name=step.layer.name)
+        self.tensors[last.outputs[0]] = self.call(add, step)
 
     def rewrite_pooled_mean(self, step: Step) -> None:
         layer = step.layer
@@ -288,10 +339,12 @@ class _Rewriter:
                 "its input has no fixed height/width; TFLite-Micro needs static shapes: "
                 "give the model's Input a fixed size.",
             )
-        pooled = QuantGlobalAveragePooling2D(keepdims=config.get("keepdims", False), name=layer.name)
+        pooled = QuantGlobalAveragePooling2D(keepdims=config.get("keepdims", False), name=layer.name,
+                                             activation_bits=self.activation_bits)
         self.tensors[step.outputs[0]] = pooled(self.tensors[step.inputs[0]])
 
     def rewrite_multiply(self, step: Step) -> None:
+        self.check_16x8(step.layer, "Multiply")
         if len(step.inputs) != 2:
             raise UnsupportedLayerError(
                 step.layer.name, "Multiply",
@@ -342,6 +395,7 @@ class _Rewriter:
             "batch_norm": _batch_norm_config(batch_norm_layer),
             "activation": activation,
             "quantize_output": quantize_output,
+            "activation_bits": self.activation_bits,
         }
         fold["weight_bits"], fold["weight_method"] = self.weight_bits.get(layer.name, (8, "lsq"))
         new_layers = _rule(layer).make(layer, **fold)
@@ -360,6 +414,7 @@ class _Rewriter:
     def rewrite_activation(self, step: Step) -> None:
         layer = step.layer
         if activation_name(layer) in OWN_RANGE_ACTIVATIONS:
+            self.check_16x8(layer, "hard_swish")
             self.tensors[step.outputs[0]] = self.call(QuantHardSwish(name=layer.name), step)
             return
         output = self.call(clone_layer(layer), step)
@@ -376,6 +431,7 @@ class _Rewriter:
                 f"activation '{name}' has no int8 TFLite-Micro kernel tflw can match; use "
                 f"one of {', '.join(FUSABLE + OWN_RANGE_ACTIVATIONS + tuple(FIXED_RANGES))}.",
             )
+        self.check_16x8(layer, name)
         if name in OWN_RANGE_ACTIVATIONS:
             return QuantHardSwish(name=f"{layer.name}_{name}")(tensor)
         if not applied:
@@ -458,11 +514,11 @@ def weight_bits_per_layer(graph: Graph, weight_bits: int, method: str,
 
 
 def quantize_keras3(model: keras.Model, weight_bits: int = 8, method: str = "lsq",
-                    layer_bits: Optional[dict] = None) -> keras.Model:
+                    layer_bits: Optional[dict] = None, activation_bits: int = 8) -> keras.Model:
     """Rewrite a Sequential/Functional Keras 3 model with tflw's int8 QAT layers."""
     graph = read_graph(model)
     bits = weight_bits_per_layer(graph, weight_bits, method, layer_bits)
-    inputs, outputs = _Rewriter(graph, bits).run()
+    inputs, outputs = _Rewriter(graph, bits, activation_bits).run()
     return keras.Model(
         inputs if len(inputs) > 1 else inputs[0],
         outputs if len(outputs) > 1 else outputs[0],

@@ -17,6 +17,8 @@ from typing import Optional
 import keras
 from keras import ops
 
+from tflw.quantization.integer_arithmetic import wide
+
 # A channel whose weights are all zero (a pruned filter) gets the tensor's largest range:
 # measured, the converter quantizes such a channel's bias as if it had that range, so any
 # other range would rescale the bias on the device.
@@ -54,8 +56,9 @@ def fake_quant_weights(weights, axis: Optional[int] = None, num_bits: int = 8):
 
 def weight_scale(weights, axis: Optional[int] = None, num_bits: int = 8):
     """The scale s = max|w| / (2^(b-1) - 1) that `fake_quant_weights` uses (per channel
-    along `axis`, or one scalar)."""
-    return _max_abs(weights, axis) / (2.0 ** (num_bits - 1) - 1.0)
+    along `axis`, or one scalar), unrounded: in `wide()` precision, as the converter
+    computes it before storing it as float32."""
+    return wide(_max_abs(weights, axis)) / (2.0 ** (num_bits - 1) - 1.0)
 
 
 def _max_abs(weights, axis: Optional[int]):
