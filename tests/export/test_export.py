@@ -14,6 +14,8 @@ from tflw.errors import (
     UncalibratedModelError,
 )
 from tflw.export.firmware import RESOLVER_METHODS
+from tflw.export.names import without_names
+from tflite_micro.tensorflow.lite.micro.compression import model_editor
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +51,21 @@ def test_sketch_resolver_lists_exactly_the_flatbuffer_ops(exported):
     assert f"kTensorArenaSize = {result.arena_size};" in sketch
     assert result.sketch_path.parent.name == "all_layers"
     assert (result.sketch_path.parent / "model_data.cc").is_file()
+
+
+def test_shipped_flatbuffer_has_no_tensor_names_and_the_report_keeps_the_layers(
+        exported, tmp_path, pixels):
+    qat, result = exported
+    shipped = result.tflite_path.read_bytes()
+    assert all(t.name is None for t in model_editor.read(shipped).subgraphs[0].tensors)
+    assert all(layer["output"] for layer in result.report["layers"])  # from the named model
+    named = tflw.export(qat, tmp_path / "named", sample_inputs=pixels[:50], strip_names=False)
+    assert named.flatbuffer_bytes - result.flatbuffer_bytes > 500
+    assert any("conv" in (t.name or "")
+               for t in model_editor.read(named.tflite_path.read_bytes()).subgraphs[0].tensors)
+    # the same model: identical outputs, and the same bytes once the names are gone
+    np.testing.assert_array_equal(named.verification.outputs[0], result.verification.outputs[0])
+    assert without_names(named.tflite_path.read_bytes()) == shipped
 
 
 def test_export_is_deterministic(exported, tmp_path, pixels):

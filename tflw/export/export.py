@@ -14,7 +14,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from tflw.model_kind import is_tf_keras_model
 from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
 from tflw.export.lut import lut_compress
+from tflw.export.names import without_names
 from tflw.export.preflight import check_data
 from tflw.export.verify import VerifyResult, verify
 
@@ -138,21 +139,24 @@ def _say(progress: bool, message: str) -> None:
         print(f"tflw: {message}", file=sys.stderr, flush=True)
 
 
-def _checked_lut(model_bytes: bytes, inputs: np.ndarray, verification: VerifyResult):
-    """The LUT-compressed flatbuffer and its report entry, or (None, None); it must give
-    the uncompressed model's outputs bit for bit in TFLite-Micro."""
-    lut = lut_compress(model_bytes)
+def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification: VerifyResult,
+                 ship: Callable[[bytes], bytes]):
+    """The LUT-compressed twin of the `named` flatbuffer (as `ship` writes it, beside
+    `shipped`) and its report entry, or (None, None); it must give the uncompressed
+    model's outputs bit for bit in TFLite-Micro."""
+    lut = lut_compress(named)
     if lut is None:
         return None, None
-    run = verify(lut.model_bytes, inputs)
+    compressed = ship(lut.model_bytes)
+    run = verify(compressed, inputs)
     if not all(np.array_equal(a, b) for a, b in zip(run.outputs, verification.outputs)):
         raise ConversionError(
             "the LUT-compressed model's outputs differ from the int8 model's in TFLite-Micro "
             f"(tensors {[t.name for t in lut.tensors]}); export without low-bit weights and "
             "report this model to tflw.")
-    return lut.model_bytes, {
-        "flatbuffer_bytes": len(lut.model_bytes),
-        "int8_flatbuffer_bytes": len(model_bytes),
+    return compressed, {
+        "flatbuffer_bytes": len(compressed),
+        "int8_flatbuffer_bytes": len(shipped),
         "arena_bytes_measured": run.arena_bytes,
         "arena_size": arena_size(run.arena_bytes),
         "tensors": [vars(t) for t in lut.tensors],
@@ -210,6 +214,7 @@ def export(
     overwrite: bool = False,
     board: Union[str, boards.Board, None] = None,
     progress: bool = False,
+    strip_names: bool = True,
 ) -> ExportResult:
     """Convert, verify in TFLite-Micro, and write the firmware for `model`.
 
@@ -231,6 +236,9 @@ def export(
             and record the budget and a latency estimate in the report.
         progress: say each step on stderr and show a bar while TFLite-Micro runs the
             samples (the CLI does; library calls stay quiet by default).
+        strip_names: leave the tensor names out of the flatbuffers written (flash the
+            board never reads: 1-2 KB on small models); `report.json` still names each
+            op's layer. False keeps them, e.g. to look at model.tflite in Netron.
 
     Returns:
         An `ExportResult`.
@@ -252,8 +260,10 @@ def export(
     try:
         _say(progress, f"converting '{model.name}' to a fully-integer flatbuffer "
                        f"({_quantization_kind(model)})")
-        model_bytes = to_tflite(model, representative_data)
-        info = read_flatbuffer(model_bytes)
+        named = to_tflite(model, representative_data)
+        info = read_flatbuffer(named)  # ops and their layers, by tensor name
+        ship = without_names if strip_names else (lambda model_bytes: model_bytes)
+        model_bytes = ship(named)
         inputs, compared = _sample_inputs(info, sample_inputs, representative_data)
         _say(progress, f"running {len(inputs)} sample(s) in TFLite-Micro and measuring the arena")
         verification = verify(model_bytes, inputs, reference=model if compared else None,
@@ -263,7 +273,7 @@ def export(
         sketch_name = c_identifier(name or model.name)
         expected = int(np.argmax(verification.outputs[0][0]))
         _say(progress, "looking for low-bit weights to LUT-compress")
-        compressed, lut = _checked_lut(model_bytes, inputs, verification)
+        compressed, lut = _checked_lut(named, model_bytes, inputs, verification, ship)
         _say(progress, f"writing the flatbuffer, C array and sketch '{sketch_name}'")
         sketch = arduino_sketch(
             info, sketch_name, verification.arena_bytes, inputs[0], expected,

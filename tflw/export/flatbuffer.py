@@ -114,7 +114,15 @@ def _is_quantized(tensor) -> bool:
     return quant is not None and quant.scale is not None and len(quant.scale) > 0
 
 
+def _shape(tensor) -> tuple:
+    """The tensor's shape; a rebuilt flatbuffer (`flatbuffer_edit`) may omit a scalar's."""
+    return () if tensor.shape is None else tuple(int(d) for d in tensor.shape)
+
+
 def _name(tensor) -> str:
+    """The tensor's name; "" when export stripped it (`strip_names`)."""
+    if tensor.name is None:
+        return ""
     return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
 
 
@@ -124,7 +132,7 @@ def _tensor_info(graph, index: int) -> TensorInfo:
     has_quant = _is_quantized(tensor)
     return TensorInfo(
         name=_name(tensor),
-        shape=tuple(int(d) for d in tensor.shape),
+        shape=_shape(tensor),
         dtype=_TYPE_NAMES[tensor.type],
         scale=float(quant.scale[0]) if has_quant else None,
         zero_point=int(quant.zeroPoint[0]) if has_quant else None,
@@ -164,7 +172,7 @@ def _layer_scope(tensor_name: str) -> str:
 
 def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:
     output = graph.tensors[op.outputs[0]]
-    output_shape = tuple(int(d) for d in output.shape)
+    output_shape = _shape(output)
     weights = zeros = macs = parameters = parameter_bytes = 0
     layer, weight_tensor = _layer_scope(_name(output)), ""
     for position, tensor_index in enumerate(op.inputs):
@@ -177,11 +185,11 @@ def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:
         if position == 1 and values.dtype == np.int8:
             weights, zeros = int(values.size), int(np.sum(values == 0))
             layer, weight_tensor = _layer_scope(_name(tensor)), _name(tensor)
-            macs = _macs(name, tuple(int(d) for d in tensor.shape), output_shape)
+            macs = _macs(name, _shape(tensor), output_shape)
     itemsize = np.dtype(_NUMPY_TYPES.get(_TYPE_NAMES[output.type], np.uint8)).itemsize
     return OperatorCost(index, name, _name(output), macs, weights, zeros, output_shape,
                         int(np.prod(output_shape)) * itemsize, parameters, parameter_bytes,
-                        layer, weight_tensor)
+                        layer or f"op {index}", weight_tensor)  # "": names stripped
 
 
 def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
@@ -226,9 +234,9 @@ def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
                 if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
                     degenerate.append(_name(tensor))
             if is_constant and _TYPE_NAMES[tensor.type] == "INT8":
-                parameters += int(np.prod(tensor.shape))
+                parameters += int(np.prod(_shape(tensor)))
             elif is_constant and _TYPE_NAMES[tensor.type] == "INT32" and _is_quantized(tensor):
-                parameters += int(np.prod(tensor.shape))  # a bias; shape constants have no scale
+                parameters += int(np.prod(_shape(tensor)))  # a bias; shape constants have no scale
     main = model.subgraphs[0]
     return FlatbufferInfo(
         ops=tuple(sorted(used.values(), key=lambda op: op.name)),

@@ -4,29 +4,28 @@ Measured (TF 2.21, tflite-micro 2026-10): a quantization-aware 16x8 model conver
 int32 bias on DEPTHWISE_CONV_2D, but TFLite-Micro's int16 depthwise kernel reads its bias
 as int64 without checking the type, so it runs and its outputs are garbage (up to 65,535
 LSB off); TFLite's own interpreter refuses the model ("bias->type != kTfLiteInt64").
-CONV_2D and FULLY_CONNECTED take an int32 bias at int16 and are left as they are. The
-rewrite uses TFLite-Micro's own model editor and flatbuffer aligner (the one its
-compression tool uses), so every buffer keeps its 16-byte alignment.
+CONV_2D and FULLY_CONNECTED take an int32 bias at int16 and are left as they are.
 
 ```python
 model_bytes = widen_int16_depthwise_biases(model_bytes)
 ```
 """
 
-import os
-import tempfile
-
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.compression import model_editor
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-from tflite_micro.tensorflow.lite.micro.tools import tflite_flatbuffer_align_wrapper
+
+from tflw.export.flatbuffer_edit import edited
 
 
 def widen_int16_depthwise_biases(model_bytes: bytes) -> bytes:
     """`model_bytes` with each int16 DEPTHWISE_CONV_2D's int32 bias stored as int64 (the
     same values); unchanged when there is none."""
-    model = model_editor.read(model_bytes)
-    widened = 0
+    return edited(model_bytes, _widen)
+
+
+def _widen(model: model_editor.Model) -> bool:
+    widened = False
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
             if op.opcode != schema.BuiltinOperator.DEPTHWISE_CONV_2D or len(op.inputs) < 3:
@@ -36,21 +35,9 @@ def widen_int16_depthwise_biases(model_bytes: bytes) -> bytes:
                 continue
             if bias.dtype != schema.TensorType.INT32:
                 continue
-            values = bias.array.astype(np.int64)
             # A buffer of its own: the converter may share one between equal constants.
-            buffer = model_editor.Buffer(data=values.tobytes())
+            buffer = model_editor.Buffer(data=bias.array.astype(np.int64).tobytes())
             model.buffers.append(buffer)
             bias.buffer, bias.dtype = buffer, schema.TensorType.INT64
-            widened += 1
-    return _aligned(bytes(model.build())) if widened else model_bytes
-
-
-def _aligned(model_bytes: bytes) -> bytes:
-    """Repacked by TFLite-Micro's aligner: Python's flatbuffers ignores `force_align`."""
-    with tempfile.TemporaryDirectory(prefix="tflw-align-") as folder:
-        source, target = os.path.join(folder, "in.tflite"), os.path.join(folder, "out.tflite")
-        with open(source, "wb") as file:
-            file.write(model_bytes)
-        tflite_flatbuffer_align_wrapper.align_tflite_model(source, target)
-        with open(target, "rb") as file:
-            return file.read()
+            widened = True
+    return widened
