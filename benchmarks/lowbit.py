@@ -1,13 +1,15 @@
 """Low-bit weights on MNIST: accuracy and flash after LUT compression, W8 down to W1.
 
     python -m benchmarks.lowbit [--seeds 0 1 2] [--bits 8 4 3 2 1] [--methods lsq apot ...]
+    python -m benchmarks.lowbit --dataset cifar10 [--test-samples 2000] ...   # ResNet-8
 
 One float CNN (the demo CNN at width 32, trained once) is fine-tuned with
 `quantize_model(weight_bits=k, method=m)` (first and last layer 8-bit) for each k, method
 and seed (8 bits is plain int8 and 1 bit binary, whatever the method),
 exported (int8 flatbuffer + LUT-compressed one, checked bit-identical in TFLite-Micro) and
-run on the 10,000 test digits in TFLite-Micro. Flash is compared with the float32
-flatbuffer of the same network. Activations stay int8 (A8). Targets (issue 5): W4A8 >=
+run on the 10,000 test digits in TFLite-Micro. `--dataset cifar10` does the same with
+the MLPerf Tiny ResNet-8 on CIFAR-10 (a random `--test-samples` subset of the test set
+in TFLite-Micro). Flash is compared with the float32 flatbuffer of the same network. Activations stay int8 (A8). Targets (issue 5): W4A8 >=
 float - 1 pp; flash at W4 <= 0.16x the float32 flatbuffer.
 """
 
@@ -22,7 +24,7 @@ import numpy as np  # noqa: E402
 
 import tflw  # noqa: E402
 from benchmarks.common import compiled, format_table, on_device, write_results  # noqa: E402
-from benchmarks.shared_data import load_mnist, require  # noqa: E402
+from benchmarks.shared_data import load_cifar10, load_mnist, require  # noqa: E402
 from tflw.demo import build_demo_model  # noqa: E402
 
 COLUMNS = (
@@ -73,18 +75,30 @@ def main() -> None:
     parser.add_argument("--results", default="lowbit", help="name of the JSON in results/")
     parser.add_argument("--train-samples", type=int, default=None,
                         help="fine-tune on the first N training digits (default: all 60,000)")
-    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--dataset", choices=["mnist", "cifar10"], default="mnist",
+                        help="mnist: the demo CNN; cifar10: ResNet-8")
+    parser.add_argument("--test-samples", type=int, default=None,
+                        help="run a random subset of the test set in TFLite-Micro")
+    parser.add_argument("--width", type=int, default=32, help="the demo CNN's width")
     parser.add_argument("--float-epochs", type=int, default=3)
     parser.add_argument("--qat-epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--qat-learning-rate", type=float, default=5e-4)
     args = parser.parse_args()
 
-    train, test = load_mnist(require("mnist.npz"))
+    if args.dataset == "cifar10":
+        train, test = load_cifar10(require("cifar10-jpeg.zip"))
+        network = tflw.models.resnet8
+    else:
+        train, test = load_mnist(require("mnist.npz"))
+        network = lambda: build_demo_model(width=args.width)  # noqa: E731
+    if args.test_samples:
+        pick = np.random.default_rng(0).permutation(len(test[1]))[:args.test_samples]
+        test = (test[0][pick], test[1][pick])
     qat_train = tuple(part[:args.train_samples] for part in train)
     workdir = tempfile.mkdtemp(prefix="tflw-lowbit-")
     keras.utils.set_random_seed(100)
-    model = compiled(build_demo_model(width=args.width), 1e-3)
+    model = compiled(network(), 1e-3)
     model.fit(*train, epochs=args.float_epochs, batch_size=args.batch_size, verbose=2)
     float_accuracy = float(model.evaluate(*test, verbose=0)[1])
     fp32 = float32_bytes(model)

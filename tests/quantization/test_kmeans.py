@@ -31,3 +31,10 @@ def test_depthwise_channels_get_their_own_centroids():
     assert centroids.shape == (4, 2, 4)
     q = np.asarray(scheme(tf.constant(kernel), tf.constant(centroids), (2, 3)))
     assert all(len(np.unique(q[:, :, c, m])) <= 4 for c in range(4) for m in range(2))
+
+
+def test_weighted_centroids_are_importance_weighted_means():
+    kernel = np.array([[0.0], [0.2], [1.0], [1.2]], "float32")  # one channel
+    importance = np.array([[3.0], [1.0], [1.0], [1.0]])
+    centroids = kmeans_centroids(kernel, count=2, channel_axes=(1,), importance=importance)
+    np.testing.assert_allclose(centroids, [[0.05, 1.1]], rtol=1e-6)  # (3*0 + 0.2) / 4

@@ -3,6 +3,7 @@
 ```python
 qat = tflw.quantization.quantize_model(model)
 tflw.quantization.calibrate(qat, x_train[:512])
+tflw.quantization.layerwise_kmeans(qat, x_train[:512])   # after method="kmeans"
 ```
 """
 
@@ -11,6 +12,7 @@ from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
 from tflw.quantization.hard_swish import QuantHardSwish
+from tflw.quantization.layerwise import layerwise_kmeans
 from tflw.quantization.multiply import QuantMultiply
 from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
 from tflw.quantization.quantize_model import LAYER_RULES, Rule
@@ -31,5 +33,6 @@ __all__ = [
     "calibrate",
     "fake_quant_range",
     "fake_quant_weights",
+    "layerwise_kmeans",
     "quantize_model",
 ]

@@ -10,6 +10,8 @@ at most 2^k int8 values, which `export` LUT-compresses to k-bit indices, the sam
 deployment as tfmot's clustering but on tflw's folded, int8-exact layers.
 """
 
+from typing import Optional
+
 import keras
 import numpy as np
 from keras import ops
@@ -47,20 +49,29 @@ def kmeans_quantize(weights, centroids):
             + (nearest - ops.stop_gradient(nearest)))
 
 
-def kmeans_centroids(kernel: np.ndarray, count: int, channel_axes: tuple) -> np.ndarray:
+def kmeans_centroids(kernel: np.ndarray, count: int, channel_axes: tuple,
+                     importance: Optional[np.ndarray] = None) -> np.ndarray:
     """Lloyd's k-means of each channel's weights, from `count` evenly spaced centroids
-    (tfmot's linear initialization) between the channel's min and max."""
+    (tfmot's linear initialization) between the channel's min and max.
+
+    With `importance` (same shape as `kernel`, >= 0), each centroid is the
+    importance-weighted mean of its weights: the minimum of sum_i h_i (w_i - c(w_i))^2,
+    which `layerwise_kmeans` uses for the layer-output objective.
+    """
     channels = [kernel.shape[a] for a in channel_axes]
-    columns = kernel.reshape(-1, int(np.prod(channels)))          # (weights, channels)
-    low, high = columns.min(axis=0), columns.max(axis=0)
+    columns = kernel.reshape(-1, int(np.prod(channels))).T        # (channels, weights)
+    weights = (np.ones_like(columns) if importance is None
+               else np.broadcast_to(importance, kernel.shape).reshape(columns.T.shape).T)
+    low, high = columns.min(axis=1), columns.max(axis=1)
     centroids = low[:, None] + (high - low)[:, None] * np.linspace(0, 1, count)[None, :]
     for _ in range(_ITERATIONS):
-        nearest = np.abs(columns.T[:, :, None] - centroids[:, None, :]).argmin(axis=-1)
+        # the nearest centroid is the best one whatever a weight's importance
+        nearest = np.abs(columns[:, :, None] - centroids[:, None, :]).argmin(axis=-1)
         for k in range(count):
-            members = nearest == k
-            sums = np.where(members, columns.T, 0.0).sum(axis=1)
+            members = np.where(nearest == k, weights, 0.0)
             sizes = members.sum(axis=1)
-            centroids[:, k] = np.where(sizes > 0, sums / np.maximum(sizes, 1), centroids[:, k])
+            means = (members * columns).sum(axis=1) / np.where(sizes > 0, sizes, 1.0)
+            centroids[:, k] = np.where(sizes > 0, means, centroids[:, k])
     return centroids.reshape(*channels, count).astype("float32")
 
 
