@@ -8,8 +8,10 @@ MNIST, 1.2 M parameters), trained on all 60,000 digits. Student: the demo CNN at
 teacher's soft targets (B, cached teacher logits); then int8 QAT of A on labels (C) and
 of B with distillation (D). C and D run on the 10,000 test digits in TFLite-Micro.
 `--train-samples` gives the student only the first N labelled digits (the teacher keeps
-all): the small-dataset case of many embedded projects. Target (issue 4): D - C larger
-than the spread over seeds. Results go to results/distill_<samples or full>.json.
+all): the small-dataset case of many embedded projects. `--student mlp` distils into two
+dense hidden layers of `--student-width` units instead (Hinton et al.'s MNIST student,
+which can overfit the labels). Target (issue 4): D - C larger than the spread over seeds.
+Results go to results/distill_<samples or full>[_mlp<width>_e<epochs>].json.
 """
 
 import argparse
