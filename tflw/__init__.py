@@ -9,6 +9,7 @@ import tflw
 
 qat = tflw.quantize_model(model)                      # int8 fake-quant, BN folded
 small = tflw.quantize_model(model, weight_bits=4)     # LSQ 4-bit weights, LUT-compressed on export
+precise = tflw.quantize_model(model, activation_bits=16)  # TFLite 16x8: int16 activations
 qat.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 qat.fit(x_train, y_train, epochs=1)
 result = tflw.export(qat, "build/mnist", sample_inputs=x_test[:200])
