@@ -50,7 +50,8 @@ def one_run(model_path: str, bits: int, method: str, seed: int, train, test, arg
             workdir: str) -> dict:
     keras.utils.set_random_seed(seed)
     qat = tflw.quantize_model(keras.saving.load_model(model_path), calibration_data=train[0][:512],
-                              weight_bits=bits, method=method)
+                              weight_bits=bits, method=method,
+                              shared_levels=args.shared_levels)
     compiled(qat, args.qat_learning_rate).fit(*train, epochs=args.qat_epochs,
                                               batch_size=args.batch_size, verbose=2)
     device = on_device(qat, *test, workdir, f"w{bits}_{method}_{seed}")
@@ -80,6 +81,9 @@ def main() -> None:
     parser.add_argument("--test-samples", type=int, default=None,
                         help="run a random subset of the test set in TFLite-Micro")
     parser.add_argument("--width", type=int, default=32, help="the demo CNN's width")
+    parser.add_argument("--shared-levels", action="store_true",
+                        help="one set of levels and one LUT per layer (quantize_model's "
+                        "shared_levels)")
     parser.add_argument("--float-epochs", type=int, default=3)
     parser.add_argument("--qat-epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)

@@ -73,6 +73,21 @@ def test_export_writes_a_lut_model_identical_on_tflite_micro_and_smaller(method,
         result.compressed_path.read_bytes()).ops}
 
 
+def test_shared_levels_give_one_lut_per_layer_and_a_smaller_model(pixels, tmp_path):
+    models = {shared: tflw.quantize_model(small_cnn(), calibration_data=pixels, weight_bits=4,
+                                          method="kmeans", shared_levels=shared)
+              for shared in (False, True)}
+    # the low-bit kernels: one int8 scale and at most 2^k values over the whole tensor
+    levels = int8_levels(to_tflite(models[True]))
+    low_bit = [count for name, count in levels.items() if not name.startswith(("first", "last"))]
+    assert len(low_bit) == 3 and max(low_bit) <= 16
+    per_channel, shared = (tflw.export(models[shared], tmp_path / str(shared),
+                                       sample_inputs=pixels) for shared in (False, True))
+    assert {t["axis"] for t in shared.report["lut"]["tensors"]} == {None}
+    assert shared.report["lut"]["identical_outputs"] and shared.verification.parity
+    assert shared.report["lut"]["flatbuffer_bytes"] < per_channel.report["lut"]["flatbuffer_bytes"]
+
+
 def test_an_int8_model_gets_no_lut_model(pixels, tmp_path):
     plain = tflw.export(tflw.quantize_model(small_cnn(), calibration_data=pixels),
                         tmp_path / "int8", sample_inputs=pixels)

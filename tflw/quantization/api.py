@@ -20,6 +20,7 @@ def quantize_model(
     layer_bits: Optional[dict] = None,
     method: str = "lsq",
     activation_bits: int = 8,
+    shared_levels: bool = False,
 ):
     """Return a trainable int8 quantization-aware copy of `model`.
 
@@ -51,6 +52,10 @@ def quantize_model(
             symmetric ranges, int8 weights, int16 model input and output) for models that
             lose too much at int8 activations; export then converts for 16x8. Multiply and
             hard-swish are int8 only.
+        shared_levels: below 8 bits, one set of 2^k levels and one int8 scale per layer
+            instead of per output channel, so that export stores one LUT per layer:
+            the smallest flash, at some accuracy (a per-channel table costs 2^k bytes
+            per channel, which layers with few weights per channel feel).
 
     Returns:
         The quantization-aware model, uncompiled.
@@ -69,7 +74,8 @@ def quantize_model(
     if activation_bits not in ACTIVATION_BITS:
         raise ValueError(f"activation_bits must be 8 or 16 (TFLite's 16x8), got {activation_bits}")
     if is_tf_keras_model(model):
-        if weight_bits not in (None, 8) or layer_bits or method != "lsq" or activation_bits != 8:
+        if (weight_bits not in (None, 8) or layer_bits or method != "lsq" or activation_bits != 8
+                or shared_levels):
             raise UnsupportedModelError(
                 "weights below 8 bits and int16 activations are tflw's (Keras 3) layers "
                 "only; tfmot quantizes tf_keras models at int8. Rebuild the model in "
@@ -77,7 +83,7 @@ def quantize_model(
         qat = _quantize_with_tfmot(model)
     elif isinstance(model, keras.Model):
         bits = weight_bits if weight_bits is not None else 1 if method == "binary" else 8
-        qat = quantize_keras3(model, bits, method, layer_bits, activation_bits)
+        qat = quantize_keras3(model, bits, method, layer_bits, activation_bits, shared_levels)
     else:
         raise UnsupportedModelError(
             f"expected a keras.Model, got {type(model).__name__}. Load or build a Keras "

@@ -52,11 +52,17 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         weight_bits: int = 8,
         weight_method: str = "lsq",
         activation_bits: int = 8,
+        shared_levels: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.pruned = pruned
         self.activation_bits = activation_bits
+        # One int8 scale and one set of low-bit levels for the whole kernel: export then
+        # stores one LUT per tensor instead of one per channel.
+        self.shared_levels = shared_levels
+        if shared_levels:
+            self.per_channel_axis = None
         self.weight_bits = weight_bits
         self.weight_method = weight_method
         # Below 8 bits the folded kernel snaps to at most 2^k levels per channel (see
@@ -228,6 +234,7 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
             weight_bits=self.weight_bits,
             weight_method=self.weight_method,
             activation_bits=self.activation_bits,
+            shared_levels=self.shared_levels,
         )
         return config
 
@@ -316,9 +323,13 @@ class QuantDepthwiseConv2D(_Conv):
         return kernel * ops.reshape(scale, ops.shape(kernel)[2:])
 
     def channel_axes(self, rank: int) -> tuple:
+        if self.shared_levels:
+            return ()
         return (2, 3)  # (channels, multiplier): one range per output channel
 
     def quantized_kernel(self, kernel) -> tuple:
+        if self.shared_levels:
+            return super().quantized_kernel(kernel)
         kernel = self.low_bit(kernel)
         h, w, channels, multiplier = ops.shape(kernel)
         flat = ops.reshape(kernel, (h, w, channels * multiplier))

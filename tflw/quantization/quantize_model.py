@@ -109,6 +109,7 @@ def _separable_conv2d(layer, **fold) -> list:
         name=f"{layer.name}_depthwise", **{**_spatial(config), "use_bias": False},
         weight_bits=fold.get("weight_bits", 8), weight_method=fold.get("weight_method", "lsq"),
         activation_bits=fold.get("activation_bits", 8),
+        shared_levels=fold.get("shared_levels", False),
     )
     pointwise = QuantConv2D(
         filters=config["filters"], kernel_size=1, use_bias=config["use_bias"],
@@ -186,14 +187,16 @@ class _Rewriter:
     """Walks the graph once, replacing each layer call by its quantized form."""
 
     def __init__(self, graph: Graph, weight_bits: Optional[dict] = None,
-                 activation_bits: int = 8):
+                 activation_bits: int = 8, shared_levels: bool = False):
         """`weight_bits`: {layer name: (bits, method)}, from `weight_bits_per_layer`;
-        `activation_bits`: 8, or 16 for TFLite's 16x8 scheme."""
+        `activation_bits`: 8, or 16 for TFLite's 16x8 scheme; `shared_levels`: low-bit
+        kernels get one set of levels (and one int8 scale) per layer."""
         self.graph = graph
         self.tensors: dict = {}
         self.absorbed: set = set()
         self.weight_bits = weight_bits or {}
         self.activation_bits = activation_bits
+        self.shared_levels = shared_levels
 
     def check_16x8(self, layer, what: str) -> None:
         if self.activation_bits == 16 and what in NOT_16X8:
@@ -398,6 +401,7 @@ class _Rewriter:
             "activation_bits": self.activation_bits,
         }
         fold["weight_bits"], fold["weight_method"] = self.weight_bits.get(layer.name, (8, "lsq"))
+        fold["shared_levels"] = self.shared_levels and fold["weight_bits"] < 8
         new_layers = _rule(layer).make(layer, **fold)
         tensor = self.tensors[step.inputs[0]]
         for new_layer in new_layers:
@@ -514,11 +518,12 @@ def weight_bits_per_layer(graph: Graph, weight_bits: int, method: str,
 
 
 def quantize_keras3(model: keras.Model, weight_bits: int = 8, method: str = "lsq",
-                    layer_bits: Optional[dict] = None, activation_bits: int = 8) -> keras.Model:
+                    layer_bits: Optional[dict] = None, activation_bits: int = 8,
+                    shared_levels: bool = False) -> keras.Model:
     """Rewrite a Sequential/Functional Keras 3 model with tflw's int8 QAT layers."""
     graph = read_graph(model)
     bits = weight_bits_per_layer(graph, weight_bits, method, layer_bits)
-    inputs, outputs = _Rewriter(graph, bits, activation_bits).run()
+    inputs, outputs = _Rewriter(graph, bits, activation_bits, shared_levels).run()
     return keras.Model(
         inputs if len(inputs) > 1 else inputs[0],
         outputs if len(outputs) > 1 else outputs[0],
