@@ -29,7 +29,7 @@ from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
 from tflw.export.lut import lut_compress
 from tflw.export.names import without_names
-from tflw.export.preflight import check_data
+from tflw.export.preflight import check_data, check_flatbuffer
 from tflw.export.verify import VerifyResult, verify
 
 VERIFY_SAMPLES = 200
@@ -262,6 +262,7 @@ def export(
                        f"({_quantization_kind(model)})")
         named = to_tflite(model, representative_data)
         info = read_flatbuffer(named)  # ops and their layers, by tensor name
+        check_flatbuffer(info)  # here, while its errors can name the tensors
         ship = without_names if strip_names else (lambda model_bytes: model_bytes)
         model_bytes = ship(named)
         inputs, compared = _sample_inputs(info, sample_inputs, representative_data)
