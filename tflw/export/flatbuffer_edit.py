@@ -1,7 +1,7 @@
 """Edit a `.tflite` flatbuffer with TFLite-Micro's own model editor, keeping its alignment.
 
 ```python
-model_bytes = edited(model_bytes, lambda model: strip_names(model))
+model_bytes = edited(model_bytes, edit)   # edit(model) changes it in place, says if it did
 ```
 """
 

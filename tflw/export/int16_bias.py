@@ -31,9 +31,8 @@ def _widen(model: model_editor.Model) -> bool:
             if op.opcode != schema.BuiltinOperator.DEPTHWISE_CONV_2D or len(op.inputs) < 3:
                 continue
             data, bias = op.inputs[0], op.inputs[2]
-            if bias is None or data.dtype != schema.TensorType.INT16:
-                continue
-            if bias.dtype != schema.TensorType.INT32:
+            if (bias is None or data.dtype != schema.TensorType.INT16
+                    or bias.dtype != schema.TensorType.INT32):
                 continue
             # A buffer of its own: the converter may share one between equal constants.
             buffer = model_editor.Buffer(data=bias.array.astype(np.int64).tobytes())

@@ -22,13 +22,10 @@ def without_names(model_bytes: bytes) -> bytes:
 
 
 def _strip(model: model_editor.Model) -> bool:
-    named = [model] if model.description else []
+    named = bool(model.description)
+    model.description = None
     for subgraph in model.subgraphs:
-        named += [subgraph] if subgraph.name else []
-        named += [tensor for tensor in subgraph.tensors if tensor.name]
-    for item in named:
-        if isinstance(item, model_editor.Model):
-            item.description = None
-        else:
+        for item in [subgraph, *subgraph.tensors]:
+            named = named or bool(item.name)
             item.name = None
-    return bool(named)
+    return named
