@@ -4,9 +4,11 @@
 qat = tflw.quantization.quantize_model(model)
 tflw.quantization.calibrate(qat, x_train[:512])
 tflw.quantization.layerwise_kmeans(qat, x_train[:512])   # after method="kmeans"
+tflw.quantization.balance_activations(qat, x_train[:512])   # after activation_bits=2..7
 ```
 """
 
+from tflw.quantization.activation_balance import balance_activations
 from tflw.quantization.api import calibrate, quantize_model
 from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.fake_quant import FakeQuant
@@ -30,6 +32,7 @@ __all__ = [
     "QuantHardSwish",
     "QuantMultiply",
     "Rule",
+    "balance_activations",
     "calibrate",
     "fake_quant_range",
     "fake_quant_weights",

@@ -8,8 +8,10 @@ import numpy as np
 
 from tflw.errors import UnsupportedModelError
 from tflw.model_kind import is_tf_keras_model
+from tflw.quantization.activation_balance import balance_activations
 from tflw.quantization.concatenate import share_concat_ranges
 from tflw.quantization.fake_quant import ACTIVATION_BITS
+from tflw.quantization.low_bit_activations import LOW_BIT_ACTIVATIONS
 from tflw.quantization.quantize_model import quantize_keras3
 
 
@@ -36,6 +38,9 @@ def quantize_model(
         model: a built `keras.Sequential` or Functional `keras.Model` (or a tf_keras model).
         calibration_data: optional input batches (array, or iterable of arrays) used to set
             the activation ranges before training, so the result exports even untrained.
+            With activation_bits 2 to 7 they also rescale the weights around each low-bit
+            activation that feeds only convs or dense layers, so that its fixed clipping
+            level fits the data (`tflw.quantization.balance_activations`); give them.
         weight_bits: 1 to 8 (default 8, or 1 for method="binary"). Below 8, each
             channel's weights train on at most 2^k levels chosen by `method`; they stay
             int8 on the device, where `export` LUT-compresses them to k bits. The first
@@ -51,7 +56,11 @@ def quantize_model(
         activation_bits: 8, or 16 for TFLite's 16x8 scheme (int16 activations with
             symmetric ranges, int8 weights, int16 model input and output) for models that
             lose too much at int8 activations; export then converts for 16x8. Multiply and
-            hard-swish are int8 only.
+            hard-swish are int8 only. Or 2 to 7: every ReLU/ReLU6 fused into a conv,
+            dense or add clips at 6 (a ReLU becomes a ReLU6) on 2^k levels, which the
+            int8 tensor and its fused ReLU6 hold exactly on the device (e.g. W2/A2);
+            the model input, linear outputs and pooled means stay int8
+            (`tflw.quantization.low_bit_activations`).
         shared_levels: below 8 bits, one set of 2^k levels and one int8 scale per layer
             instead of per output channel, so that export stores one LUT per layer:
             the smallest flash, at some accuracy (a per-channel table costs 2^k bytes
@@ -70,9 +79,11 @@ def quantize_model(
         >>> qat.fit(x_train, y_train, epochs=1)
         >>> small = tflw.quantize_model(model, weight_bits=4, method="apot")
         >>> precise = tflw.quantize_model(model, activation_bits=16)
+        >>> w2a2 = tflw.quantize_model(model, weight_bits=2, method="apot", activation_bits=2)
     """
-    if activation_bits not in ACTIVATION_BITS:
-        raise ValueError(f"activation_bits must be 8 or 16 (TFLite's 16x8), got {activation_bits}")
+    if activation_bits not in ACTIVATION_BITS + LOW_BIT_ACTIVATIONS:
+        raise ValueError(f"activation_bits must be 2 to 8, or 16 (TFLite's 16x8), got "
+                         f"{activation_bits}")
     if is_tf_keras_model(model):
         if (weight_bits not in (None, 8) or layer_bits or method != "lsq" or activation_bits != 8
                 or shared_levels):
@@ -90,7 +101,14 @@ def quantize_model(
             "model first (keras.saving.load_model for a .keras file)."
         )
     if calibration_data is not None:
+        if not isinstance(calibration_data, np.ndarray):
+            calibration_data = list(calibration_data)
         calibrate(qat, calibration_data)
+        if activation_bits in LOW_BIT_ACTIVATIONS:
+            # on the calibrated model, whose quantized inputs the producers really see
+            balance_activations(qat, np.concatenate(calibration_data)
+                                if isinstance(calibration_data, list) else calibration_data)
+            calibrate(qat, calibration_data)
     return qat
 
 

@@ -117,13 +117,17 @@ class FakeQuant(keras.layers.Layer):
 
 class OwnOutputRange:
     """Mixin (put it first) for a layer whose output has a learned range of its own, held
-    by the sublayer `output_quant` (int8, or int16 with `activation_bits=16`)."""
+    by the sublayer `output_quant` (int8, or int16 with `activation_bits=16`), or of a
+    fixed `output_range` (low-bit activations)."""
 
-    def __init__(self, *args, ema_decay: float = 0.99, activation_bits: int = 8, **kwargs):
+    def __init__(self, *args, ema_decay: float = 0.99, activation_bits: int = 8,
+                 output_range: Optional[Sequence[float]] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.ema_decay, self.activation_bits = ema_decay, activation_bits
-        self.output_quant = FakeQuant(ema_decay, bits=activation_bits, name="output_quant")
+        self.output_range = None if output_range is None else tuple(output_range)
+        self.output_quant = FakeQuant(ema_decay, fixed_range=self.output_range,
+                                      bits=activation_bits, name="output_quant")
 
     def get_config(self):
         return {**super().get_config(), "ema_decay": self.ema_decay,
-                "activation_bits": self.activation_bits}
+                "activation_bits": self.activation_bits, "output_range": self.output_range}

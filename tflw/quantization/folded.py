@@ -19,7 +19,7 @@ References:
     A whitepaper", arXiv:1806.08342, 2018.
 """
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import keras
 import numpy as np
@@ -53,10 +53,13 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         weight_method: str = "lsq",
         activation_bits: int = 8,
         shared_levels: bool = False,
+        output_range: Optional[Sequence[float]] = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.pruned = pruned
+        # A fixed output range: low-bit activations (tflw.quantization.low_bit_activations).
+        self.output_range = None if output_range is None else tuple(output_range)
         self.activation_bits = activation_bits
         # One int8 scale and one set of low-bit levels for the whole kernel: export then
         # stores one LUT per tensor instead of one per channel.
@@ -76,7 +79,8 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         self.quantize_output = quantize_output
         self.ema_decay = ema_decay
         self.output_quant = (
-            FakeQuant(ema_decay=ema_decay, bits=activation_bits, name="output_quant")
+            FakeQuant(ema_decay=ema_decay, fixed_range=self.output_range, bits=activation_bits,
+                      name="output_quant")
             if quantize_output else None
         )
 
@@ -235,6 +239,7 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
             weight_method=self.weight_method,
             activation_bits=self.activation_bits,
             shared_levels=self.shared_levels,
+            output_range=self.output_range,
         )
         return config
 

@@ -29,6 +29,7 @@ from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
 from tflw.quantization.hard_swish import QuantHardSwish
 from tflw.quantization.low_bit import weight_quantizer
+from tflw.quantization.low_bit_activations import relu6_levels_range
 from tflw.quantization.multiply import QuantMultiply
 from tflw.model_graph import Graph, Step, call_like, clone_layer, input_like, read_graph
 from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
@@ -189,14 +190,23 @@ class _Rewriter:
     def __init__(self, graph: Graph, weight_bits: Optional[dict] = None,
                  activation_bits: int = 8, shared_levels: bool = False):
         """`weight_bits`: {layer name: (bits, method)}, from `weight_bits_per_layer`;
-        `activation_bits`: 8, or 16 for TFLite's 16x8 scheme; `shared_levels`: low-bit
-        kernels get one set of levels (and one int8 scale) per layer."""
+        `activation_bits`: 8, 16 for TFLite's 16x8 scheme, or 2 to 7 for fused ReLUs on
+        2^k levels (int8 on the device); `shared_levels`: low-bit kernels get one set of
+        levels (and one int8 scale) per layer."""
         self.graph = graph
         self.tensors: dict = {}
         self.absorbed: set = set()
         self.weight_bits = weight_bits or {}
-        self.activation_bits = activation_bits
+        self.activation_bits = 16 if activation_bits == 16 else 8
+        self.relu_bits = activation_bits if activation_bits < 8 else None
         self.shared_levels = shared_levels
+
+    def low_bit_relu(self, activation: str) -> tuple:
+        """(activation, fixed output range) of a fused activation: a ReLU/ReLU6 on 2^k
+        levels becomes ReLU6 on `relu6_levels_range`; anything else keeps a learned range."""
+        if self.relu_bits is None or activation not in FUSABLE:
+            return activation, None
+        return "relu6", relu6_levels_range(self.relu_bits)
 
     def check_16x8(self, layer, what: str) -> None:
         if self.activation_bits == 16 and what in NOT_16X8:
@@ -323,8 +333,9 @@ class _Rewriter:
             return
         if last is not step:
             self.absorbed.add(self.graph.steps.index(last))
+        activation, output_range = self.low_bit_relu(activation)
         add = QuantAdd(activation=activation, activation_bits=self.activation_bits,
-                       name=step.layer.name)
+                       output_range=output_range, name=step.layer.name)
         self.tensors[last.outputs[0]] = self.call(add, step)
 
     def rewrite_pooled_mean(self, step: Step) -> None:
@@ -393,12 +404,16 @@ class _Rewriter:
         if activation not in FUSABLE + ("linear",):
             trailing, activation = activation, "linear"
         quantize_output = trailing is not None or not self.quantized_by_consumer(last.outputs[0])
+        output_range = None
+        if quantize_output:
+            activation, output_range = self.low_bit_relu(activation)
         fold = {
             "pruned": pruned is not layer,
             "batch_norm": _batch_norm_config(batch_norm_layer),
             "activation": activation,
             "quantize_output": quantize_output,
             "activation_bits": self.activation_bits,
+            "output_range": output_range,
         }
         fold["weight_bits"], fold["weight_method"] = self.weight_bits.get(layer.name, (8, "lsq"))
         fold["shared_levels"] = self.shared_levels and fold["weight_bits"] < 8
