@@ -108,6 +108,20 @@ def mnist():
 
 
 @pytest.fixture(scope="session")
+def demo_cnn_w8(mnist):
+    """The demo CNN (conv, depthwise, residual ADD, max pool, mean, dense) at width 8,
+    one float epoch on 1,000 digits."""
+    from tflw.demo import build_demo_model
+
+    (x, y), _ = mnist
+    keras.utils.set_random_seed(0)
+    model = build_demo_model(width=8)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:1000], y[:1000], epochs=1, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
 def trained_mnist_qat(mnist):
     """A small conv model trained briefly on the bundled digits, then QAT'd."""
     import tflw

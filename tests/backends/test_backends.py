@@ -54,8 +54,11 @@ def test_training_on_the_backend_moves_ranges_prunes_and_keeps_the_teacher(backe
 def test_a_backend_trained_qat_model_predicts_and_exports_identically_here(backend_run, tmp_path):
     (x, _), _ = load_mnist_subset()
     loaded = keras.saving.load_model(backend_run / "qat.keras")
-    np.testing.assert_array_equal(loaded.predict(x[:64], verbose=0),
-                                  np.load(backend_run / "qat_predictions.npy"))
+    # the same int8 outputs; their dequantized floats may differ by an ulp between backends
+    # (measured: 7e-9 between JAX and TensorFlow on an AMD EPYC machine, none on another)
+    scale = float(loaded.get_layer("logits").output_quant.scale())
+    np.testing.assert_array_equal(np.round(loaded.predict(x[:64], verbose=0) / scale),
+                                  np.round(np.load(backend_run / "qat_predictions.npy") / scale))
     # same weights, built here on TensorFlow -> the same int8 flatbuffer (every constant
     # buffer and quantization parameter; tensor names follow this process's layer counters)
     rebuilt = tflw.quantize_model(build_demo_model(width=8))

@@ -14,6 +14,7 @@ from tflw.models import (
     inverted_residual,
     mobilenet_v1,
     resnet8,
+    resnet20,
     shuffle_unit,
 )
 
@@ -51,6 +52,11 @@ EXPECTED = {
                                conv(256, 32, 144), conv(256, 32, 288), conv(256, 32, 16),
                                conv(64, 64, 288), conv(64, 64, 576), conv(64, 64, 32),
                                conv(1, 10, 64))),
+    # ResNet-20: three stages of three such blocks; 1x1/2 shortcuts where the width doubles
+    "resnet20": (resnet20, total(conv(1024, 16, 27), *[conv(1024, 16, 144)] * 6,
+                                 conv(256, 32, 144), conv(256, 32, 16), *[conv(256, 32, 288)] * 5,
+                                 conv(64, 64, 288), conv(64, 64, 32), *[conv(64, 64, 576)] * 5,
+                                 conv(1, 10, 64))),
     "mobilenet_v1": (lambda: mobilenet_v1(0.25), mobilenet_v1_costs(0.25)),
     # 128x3 -> 5x1/2 -> 64x24 -> ds/2 32x24, ds 32x24, ds/2 16x48, ds 16x48 -> 10
     "gesture_cnn": (gesture_cnn, total(conv(64, 24, 15), depthwise(32, 24, 5), conv(32, 24, 24),
@@ -78,6 +84,9 @@ def test_published_sizes_of_the_mlperf_tiny_models():
     # MLPerf Tiny v1.0: ResNet-8 12.5 M MACs, MobileNetV1-0.25 (96x96) 7.5 M MACs
     assert EXPECTED["resnet8"][1][1] == 12_501_632
     assert round(EXPECTED["mobilenet_v1"][1][1] / 1e5) == 75
+    # He et al. 2016, table 6: ResNet-20 0.27 M parameters; 41 M MACs is the usual count
+    assert round(EXPECTED["resnet20"][1][0] / 1e4) == 27
+    assert round(EXPECTED["resnet20"][1][1] / 1e6) == 41
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

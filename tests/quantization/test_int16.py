@@ -14,14 +14,9 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as sch
 
 
 @pytest.fixture(scope="module")
-def model_16x8(mnist):
-    """The demo CNN (conv, depthwise, residual ADD, max pool, mean, dense), one epoch."""
-    (x, y), _ = mnist
-    keras.utils.set_random_seed(0)
-    model = build_demo_model(width=8)
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x[:1000], y[:1000], epochs=1, verbose=0)
-    return tflw.quantize_model(model, activation_bits=16, calibration_data=x[:256])
+def model_16x8(demo_cnn_w8, mnist):
+    (x, _), _ = mnist
+    return tflw.quantize_model(demo_cnn_w8, activation_bits=16, calibration_data=x[:256])
 
 
 def test_16x8_model_has_int16_io_and_matches_tflite_micro(model_16x8, mnist):
@@ -33,8 +28,8 @@ def test_16x8_model_has_int16_io_and_matches_tflite_micro(model_16x8, mnist):
     result = tflw.verify(model_bytes, x_test[:200], reference=model_16x8)
     assert result.parity and result.argmax_agreement == 1.0
     # exact but where a float sum lands within ~1e-7 of a rounding boundary: measured 0 of
-    # 2,000 outputs on one 2-core machine, 3 of 2,000 on an AVX-512 one (oneDNN's sum order)
-    assert np.mean(result.lsb_differences[0] > 0.5) < 2.5e-3
+    # 2,000 outputs on one machine, 3 to 5 of 2,000 on an AMD EPYC one (by what ran before)
+    assert np.mean(result.lsb_differences[0] > 0.5) < 5e-3
 
 
 def test_16x8_depthwise_bias_is_stored_as_aligned_int64(model_16x8):

@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 
 import tflw
-from tflw.demo import build_demo_model
 from tflw.export.convert import to_tflite
 from tflw.quantization import FakeQuant, balance_activations
 from tflw.quantization.activation_balance import best_clip
@@ -18,19 +17,9 @@ RELU6 = schema.ActivationFunctionType.RELU6
 
 
 @pytest.fixture(scope="module")
-def float_demo(mnist):
-    (x, y), _ = mnist
-    keras.utils.set_random_seed(0)
-    model = build_demo_model(width=8)
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x[:1000], y[:1000], epochs=1, verbose=0)
-    return model
-
-
-@pytest.fixture(scope="module")
-def w4a2(float_demo, mnist):
+def w4a2(demo_cnn_w8, mnist):
     (x, _), _ = mnist
-    return tflw.quantize_model(float_demo, weight_bits=4, activation_bits=2,
+    return tflw.quantize_model(demo_cnn_w8, weight_bits=4, activation_bits=2,
                                calibration_data=x[:256])
 
 
@@ -69,26 +58,27 @@ def test_a2_model_runs_bit_exact_on_tflite_micro_with_four_levels(w4a2, mnist):
     assert result.parity and result.argmax_agreement == 1.0
     assert np.mean(result.lsb_differences[0] > 0.5) < 1e-3
     # in Keras too, a post-ReLU tensor holds 4 values
-    inner = keras.Model(w4a2.inputs, w4a2.get_layer("conv2d").output).predict(x_test[:50], verbose=0)
+    first_conv = next(layer for layer in w4a2.layers if type(layer).__name__ == "QuantConv2D")
+    inner = keras.Model(w4a2.inputs, first_conv.output).predict(x_test[:50], verbose=0)
     assert set(np.unique(inner)) <= {0.0, 2.0, 4.0, 6.0}
 
 
-def test_balancing_rescales_producer_and_consumer_by_one_factor(float_demo, mnist):
+def test_balancing_rescales_producer_and_consumer_by_one_factor(demo_cnn_w8, mnist):
     (x, _), _ = mnist
-    plain = tflw.quantize_model(float_demo, activation_bits=2)
+    plain = tflw.quantize_model(demo_cnn_w8, activation_bits=2)
     tflw.calibrate(plain, x[:256])
-    balanced = tflw.quantize_model(float_demo, activation_bits=2)
+    balanced = tflw.quantize_model(demo_cnn_w8, activation_bits=2)
     tflw.calibrate(balanced, x[:256])
     factors = balance_activations(balanced, x[:256])
     # the demo's only A2 tensor that feeds convs alone: the depthwise output (the others
-    # meet the residual Add or the pooled mean)
-    assert list(factors) == ["depthwise_conv2d"] and factors["depthwise_conv2d"] > 1.0
-    factor = factors["depthwise_conv2d"]
-    np.testing.assert_allclose(balanced.get_layer("depthwise_conv2d").gamma.numpy(),
-                               plain.get_layer("depthwise_conv2d").gamma.numpy() * factor,
-                               rtol=1e-6)
-    np.testing.assert_allclose(balanced.get_layer("conv2d_1").kernel.numpy() * factor,
-                               plain.get_layer("conv2d_1").kernel.numpy(), rtol=1e-5)
+    # meet the residual Add or the pooled mean); its consumer is the second conv
+    (producer, factor), = factors.items()
+    assert producer.startswith("depthwise_conv2d") and factor > 1.0
+    consumer = [layer.name for layer in plain.layers if type(layer).__name__ == "QuantConv2D"][1]
+    np.testing.assert_allclose(balanced.get_layer(producer).gamma.numpy(),
+                               plain.get_layer(producer).gamma.numpy() * factor, rtol=1e-6)
+    np.testing.assert_allclose(balanced.get_layer(consumer).kernel.numpy() * factor,
+                               plain.get_layer(consumer).kernel.numpy(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("bits, plain_error, balanced_error", [(4, 2e-3, 3e-4), (2, 0.9, 0.75)])
@@ -117,11 +107,12 @@ def test_a2_model_round_trips_through_a_keras_file(w4a2, mnist, tmp_path):
     _, (x_test, _) = mnist
     w4a2.save(tmp_path / "a2.keras")
     loaded = keras.saving.load_model(tmp_path / "a2.keras")
-    assert loaded.get_layer("add").output_range == relu6_levels_range(2)
+    add = next(layer for layer in loaded.layers if type(layer).__name__ == "QuantAdd")
+    assert add.output_range == relu6_levels_range(2)
     np.testing.assert_array_equal(loaded.predict(x_test[:32], verbose=0),
                                   w4a2.predict(x_test[:32], verbose=0))
 
 
-def test_one_bit_activations_are_a_clear_error(float_demo):
+def test_one_bit_activations_are_a_clear_error(demo_cnn_w8):
     with pytest.raises(ValueError, match="activation_bits must be 2 to 8, or 16"):
-        tflw.quantize_model(float_demo, activation_bits=1)
+        tflw.quantize_model(demo_cnn_w8, activation_bits=1)

@@ -16,7 +16,7 @@ from tflw.models.blocks import (
     shuffle_unit,
     squeeze_excite,
 )
-from tflw.models.zoo import ds_cnn, gesture_cnn, mobilenet_v1, resnet8
+from tflw.models.zoo import ds_cnn, gesture_cnn, mobilenet_v1, resnet8, resnet20
 
 __all__ = ["channel_shuffle", "conv_bn_relu", "depthwise_separable", "dilated_conv", "ds_cnn", "gesture_cnn",
-           "inverted_residual", "mobilenet_v1", "residual_block", "resnet8", "shuffle_unit", "squeeze_excite"]
+           "inverted_residual", "mobilenet_v1", "residual_block", "resnet8", "resnet20", "shuffle_unit", "squeeze_excite"]

@@ -3,6 +3,7 @@
 ```python
 model = tflw.models.ds_cnn()            # keyword spotting, 49x10 MFCC, 12 classes
 model = tflw.models.resnet8()           # MLPerf Tiny image classification, CIFAR-10
+model = tflw.models.resnet20()          # the low-bit literature's CIFAR-10 ResNet
 model = tflw.models.mobilenet_v1(0.25)  # visual wake words, 96x96 RGB
 model = tflw.models.gesture_cnn()       # 3-axis accelerometer gestures
 ```
@@ -38,11 +39,26 @@ def ds_cnn(input_shape=(49, 10, 1), classes: int = 12, filters: int = 64,
 def resnet8(input_shape=(32, 32, 3), classes: int = 10) -> keras.Model:
     """ResNet-8, the MLPerf Tiny image-classification model (CIFAR-10): a 16-filter stem
     and three basic blocks of 16, 32 and 64 filters, the last two with stride 2."""
+    return _cifar_resnet(1, input_shape, classes, "resnet8")
+
+
+def resnet20(input_shape=(32, 32, 3), classes: int = 10) -> keras.Model:
+    """ResNet-20 (He et al. 2016, sec. 4.2), the CIFAR-10 network of the low-bit
+    literature (LSQ, APoT, EWGS): a 16-filter stem and three stages of three basic blocks
+    of 16, 32 and 64 filters, the last two stages starting with stride 2; 0.27 M
+    parameters."""
+    return _cifar_resnet(3, input_shape, classes, "resnet20")
+
+
+def _cifar_resnet(blocks: int, input_shape, classes: int, name: str) -> keras.Model:
     inputs = keras.Input(input_shape, name="image")
     x = conv_bn_relu(inputs, 16, 3, name="stem")
-    for index, (filters, strides) in enumerate(((16, 1), (32, 2), (64, 2))):
-        x = residual_block(x, filters, strides, name=f"stack{index + 1}")
-    return keras.Model(inputs, _head(x, classes, 0.0), name="resnet8")
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(blocks):
+            strides = 2 if stage and not block else 1
+            suffix = f"{stage + 1}" if blocks == 1 else f"{stage + 1}_{block + 1}"
+            x = residual_block(x, filters, strides, name=f"stack{suffix}")
+    return keras.Model(inputs, _head(x, classes, 0.0), name=name)
 
 
 # MobileNetV1's 13 depthwise separable layers: (filters at alpha=1, stride).
