@@ -10,6 +10,8 @@ import tflw
 qat = tflw.quantize_model(model)                      # int8 fake-quant, BN folded
 small = tflw.quantize_model(model, weight_bits=4)     # LSQ 4-bit weights, LUT-compressed on export
 precise = tflw.quantize_model(model, activation_bits=16)  # TFLite 16x8: int16 activations
+w2a2 = tflw.quantize_model(model, weight_bits=2, method="apot", activation_bits=2,
+                           calibration_data=x_train[:512])  # ReLUs on 4 levels, int8 kernels
 qat.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 qat.fit(x_train, y_train, epochs=1)
 result = tflw.export(qat, "build/mnist", sample_inputs=x_test[:200])
