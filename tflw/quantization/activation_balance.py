@@ -25,7 +25,7 @@ import numpy as np
 from keras import ops
 
 from tflw.model_graph import read_graph
-from tflw.quantization.low_bit_activations import RELU6_LIMIT
+from tflw.quantization.low_bit_activations import RELU6_LIMIT, relu6_levels_bits
 
 # Values kept for the clipping-level search; more changes alpha* by well under 1 %.
 _SAMPLE = 200_000
@@ -71,7 +71,7 @@ def balance_activations(model: keras.Model, data: np.ndarray, seed: int = 0) -> 
         values = _relu_outputs(model, step, data)
         if values.size > _SAMPLE:
             values = rng.choice(values, _SAMPLE, replace=False)
-        alpha = best_clip(values, _bits(producer))
+        alpha = best_clip(values, relu6_levels_bits(producer.output_range))
         if alpha <= 0.0:
             continue
         factor = RELU6_LIMIT / alpha
@@ -82,12 +82,6 @@ def balance_activations(model: keras.Model, data: np.ndarray, seed: int = 0) -> 
             layer.initialize_low_bit()
         factors[producer.name] = factor
     return factors
-
-
-def _bits(layer) -> int:
-    """k of a k-bit activation's range [0, 255 * 6 / (2^k - 1)]."""
-    steps = round(255.0 * RELU6_LIMIT / layer.output_range[1])
-    return int(np.log2(steps + 1))
 
 
 def _linear_consumers(graph, key: int) -> Optional[list]:

@@ -19,6 +19,8 @@ References:
     Networks", arXiv:1805.06085, 2018.
 """
 
+import numpy as np
+
 LOW_BIT_ACTIVATIONS = tuple(range(2, 8))
 RELU6_LIMIT = 6.0
 
@@ -36,3 +38,9 @@ def relu6_levels_range(bits: int) -> tuple:
     if bits not in LOW_BIT_ACTIVATIONS:
         raise ValueError(f"low-bit activations take 2 to 7 bits, got {bits}")
     return 0.0, 255.0 * RELU6_LIMIT / (2 ** bits - 1)
+
+
+def relu6_levels_bits(output_range) -> int:
+    """The k of a `relu6_levels_range(k)`: its inverse, for a layer that holds only the range."""
+    steps = round(255.0 * RELU6_LIMIT / output_range[1])
+    return int(np.log2(steps + 1))
