@@ -188,10 +188,20 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         if training or input_quant is None or tracing_for_conversion():
             return outputs
         if self.output_quant.bits == 16:
-            # int16 x int8 sums pass float32's 24 bits: accumulate in float64 where there is one
-            accumulator = self.linear(wide(inputs), wide(quantized_kernel))
+            accumulator = self.integer_accumulator(inputs, quantized_kernel, input_quant,
+                                                   weight_scales)
         exact = self.integer_output(accumulator, bias, input_quant, weight_scales, self.output_quant)
         return outputs + ops.stop_gradient(exact - outputs)
+
+    def integer_accumulator(self, inputs, quantized_kernel, input_quant: FakeQuant,
+                            weight_scales):
+        """The accumulator as the sum of integer codes, exact in float64 and so in any
+        summation order, times s_in * s_w. At int16 a float32 input q * s is off by up to
+        2^-24 of q, which int16 x int8 products turn into whole units of the sum."""
+        s_in, s_w = wide(input_quant.scale()), wide(ops.cast(weight_scales, "float32"))
+        codes = ops.round(wide(inputs) / s_in)
+        kernel_codes = ops.round(self.scale_kernel(wide(quantized_kernel), 1.0 / s_w))
+        return self.linear(codes, kernel_codes) * s_in * s_w
 
     def integer_output(self, accumulator, bias, input_quant: FakeQuant, weight_scales,
                        quantizer: FakeQuant):
