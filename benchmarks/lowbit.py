@@ -4,6 +4,7 @@
     python -m benchmarks.lowbit --dataset cifar10 [--test-samples 2000] ...   # ResNet-8
     python -m benchmarks.lowbit --dataset cifar10 --network resnet20 --bits 2 \
         --methods apot apot+ewgs --activation-bits 2 ...                     # W2/A2
+    ... --augment --cosine --float-epochs 200 --qat-epochs 30   # the papers' schedule (GPU)
 
 One float CNN (the demo CNN at width 32, trained once) is fine-tuned with
 `quantize_model(weight_bits=k, method=m)` (first and last layer 8-bit) for each k, method
@@ -19,6 +20,7 @@ APoT+EWGS no further, with a spread <= 0.5 pp over 3 seeds.
 """
 
 import argparse
+import math
 import os
 import tempfile
 
@@ -28,6 +30,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tflw  # noqa: E402
+from benchmarks.augmentation import AugmentedImages, cosine_learning_rate  # noqa: E402
 from benchmarks.common import compiled, format_table, on_device, write_results  # noqa: E402
 from benchmarks.shared_data import load_cifar10, load_mnist, require  # noqa: E402
 from tflw.demo import build_demo_model  # noqa: E402
@@ -58,14 +61,25 @@ def one_run(model_path: str, bits: int, method: str, seed: int, train, test, arg
                               weight_bits=bits, method=method,
                               shared_levels=args.shared_levels,
                               activation_bits=args.activation_bits)
-    compiled(qat, args.qat_learning_rate).fit(*train, epochs=args.qat_epochs,
-                                              batch_size=args.batch_size, verbose=2)
+    fit(qat, train, args.qat_epochs, args.qat_learning_rate, args, seed)
     device = on_device(qat, *test, workdir, f"w{bits}_{method}_{seed}")
     lut = device.get("lut")
     return {"keras": float(qat.evaluate(*test, verbose=0)[1]), "tflm": device["tflm_accuracy"],
             "max_lsb": device["max_lsb_difference"],
             "flash": lut["flatbuffer_bytes"] if lut else device["flatbuffer_bytes"],
             "arena": lut["arena_bytes_measured"] if lut else device["arena_bytes"]}
+
+
+def fit(model, data: tuple, epochs: int, learning_rate: float, args, seed: int) -> None:
+    """Compile and train `model`, on augmented batches and a cosine rate when asked."""
+    batches = AugmentedImages(*data, args.batch_size, seed) if args.augment else None
+    steps = len(batches) if batches else math.ceil(len(data[1]) / args.batch_size)
+    compiled(model, cosine_learning_rate(learning_rate, epochs, steps) if args.cosine
+             else learning_rate)
+    if batches:
+        model.fit(batches, epochs=epochs, verbose=2)
+    else:
+        model.fit(*data, epochs=epochs, batch_size=args.batch_size, verbose=2)
 
 
 def plan(bits: list, methods: list) -> list:
@@ -100,7 +114,13 @@ def main() -> None:
     parser.add_argument("--qat-epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--qat-learning-rate", type=float, default=5e-4)
+    parser.add_argument("--augment", action="store_true",
+                        help="CIFAR-10: random 4-pixel shifts and flips, new each epoch")
+    parser.add_argument("--cosine", action="store_true",
+                        help="decay each learning rate to 0 along a half cosine")
     args = parser.parse_args()
+    if args.augment and args.dataset != "cifar10":
+        parser.error("--augment is CIFAR-10's augmentation (flips would change digits)")
 
     if args.dataset == "cifar10":
         train, test = load_cifar10(require("cifar10-jpeg.zip"))
@@ -117,9 +137,9 @@ def main() -> None:
     qat_train = tuple(part[:args.train_samples] for part in train)
     workdir = tempfile.mkdtemp(prefix="tflw-lowbit-")
     keras.utils.set_random_seed(100)
-    model = compiled(network(), 1e-3)
-    model.fit(*(part[:args.float_samples] for part in train), epochs=args.float_epochs,
-              batch_size=args.batch_size, verbose=2)
+    model = network()
+    fit(model, tuple(part[:args.float_samples] for part in train), args.float_epochs, 1e-3,
+        args, seed=100)
     float_accuracy = float(model.evaluate(*test, verbose=0)[1])
     fp32 = float32_bytes(model)
     model_path = os.path.join(workdir, "float.keras")
