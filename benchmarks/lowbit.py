@@ -5,6 +5,7 @@
     python -m benchmarks.lowbit --dataset cifar10 --network resnet20 --bits 2 \
         --methods apot apot+ewgs --activation-bits 2 ...                     # W2/A2
     ... --augment --cosine --float-epochs 200 --qat-epochs 30   # the papers' schedule (GPU)
+    ... --float-model /tmp/tflw-lowbit-.../float.keras --distill  # reuse a float model; KD
 
 One float CNN (the demo CNN at width 32, trained once) is fine-tuned with
 `quantize_model(weight_bits=k, method=m)` (first and last layer 8-bit) for each k, method
@@ -61,10 +62,12 @@ def one_run(model_path: str, bits: int, method: str, seed: int, train, test, arg
                               weight_bits=bits, method=method,
                               shared_levels=args.shared_levels,
                               activation_bits=args.activation_bits)
-    fit(qat, train, args.qat_epochs, args.qat_learning_rate, args, seed)
+    student = tflw.Distiller(qat, keras.saving.load_model(model_path)) if args.distill else qat
+    fit(student, train, args.qat_epochs, args.qat_learning_rate, args, seed)
     device = on_device(qat, *test, workdir, f"w{bits}_{method}_{seed}")
     lut = device.get("lut")
-    return {"keras": float(qat.evaluate(*test, verbose=0)[1]), "tflm": device["tflm_accuracy"],
+    keras_accuracy = np.mean(np.argmax(qat.predict(test[0], verbose=0), -1) == test[1])
+    return {"keras": float(keras_accuracy), "tflm": device["tflm_accuracy"],
             "max_lsb": device["max_lsb_difference"],
             "flash": lut["flatbuffer_bytes"] if lut else device["flatbuffer_bytes"],
             "arena": lut["arena_bytes_measured"] if lut else device["arena_bytes"]}
@@ -118,6 +121,12 @@ def main() -> None:
                         help="CIFAR-10: random 4-pixel shifts and flips, new each epoch")
     parser.add_argument("--cosine", action="store_true",
                         help="decay each learning rate to 0 along a half cosine")
+    parser.add_argument("--distill", action="store_true",
+                        help="fine-tune each QAT model as a student of the float one "
+                        "(tflw.Distiller, T = 4, alpha = 0.1)")
+    parser.add_argument("--float-model", default=None,
+                        help="a trained float .keras of --network to start from, instead "
+                        "of training one")
     args = parser.parse_args()
     if args.augment and args.dataset != "cifar10":
         parser.error("--augment is CIFAR-10's augmentation (flips would change digits)")
@@ -137,13 +146,17 @@ def main() -> None:
     qat_train = tuple(part[:args.train_samples] for part in train)
     workdir = tempfile.mkdtemp(prefix="tflw-lowbit-")
     keras.utils.set_random_seed(100)
-    model = network()
-    fit(model, tuple(part[:args.float_samples] for part in train), args.float_epochs, 1e-3,
-        args, seed=100)
+    if args.float_model:
+        model = keras.saving.load_model(args.float_model)
+    else:
+        model = network()
+        fit(model, tuple(part[:args.float_samples] for part in train), args.float_epochs,
+            1e-3, args, seed=100)
     float_accuracy = float(model.evaluate(*test, verbose=0)[1])
     fp32 = float32_bytes(model)
     model_path = os.path.join(workdir, "float.keras")
     model.save(model_path)
+    print(f"float model: {model_path} (--float-model starts another run from it)")
 
     rows = [{"run": "float32", "keras_mean": float_accuracy, "flash_bytes": fp32,
              "flash_vs_float32": 1.0}]
