@@ -41,9 +41,8 @@ _CANDIDATES = np.linspace(0.5, 1.0, 101)
 # Layers f with f(c x) = c f(x) for c > 0, after quantize_model.
 _HOMOGENEOUS = {"MaxPooling2D", "QuantAveragePooling2D", "QuantGlobalAveragePooling2D",
                 "Flatten", "Reshape", "Permute", "ZeroPadding2D", "Dropout"}
-# A group's values are read again after its first move: until then, its own later tensors
-# were computed from earlier ones clipped at the old scale.
-_ROUNDS = 2
+# Calibration images per forward pass: the ReLU outputs are sampled batch by batch.
+_BATCH = 64
 
 
 def best_clip(tensors: Sequence[tuple]) -> float:
@@ -85,25 +84,25 @@ class _Group:
 
 def balance_activations(model: keras.Model, data: np.ndarray, seed: int = 0) -> dict:
     """Rescale the weights around each group of low-bit activations of a calibrated tflw
-    quantization-aware `model` (see the module docstring), in graph order. The learned
-    int8 ranges inside a group move with it; calibrate again afterwards all the same, as
-    the ranges downstream shift a little.
+    quantization-aware `model` (see the module docstring), all groups at once, from one
+    forward pass. The learned int8 ranges inside a group move with it; calibrate again
+    afterwards all the same, as the ranges downstream shift a little.
 
     Returns:
         {producer layer name: factor c} for the tensors that moved.
     """
     rng = np.random.default_rng(seed)
+    graph = read_graph(model)
+    groups = _groups(graph)
     factors = {}
-    for group in _groups(read_graph(model)):
-        for _ in range(_ROUNDS):
-            tensors = [(_sample(values, rng), relu6_levels_bits(step.layer.output_range))
-                       for step, values in zip(group.low_bit(), _relu_outputs(model, group, data))]
-            alpha = best_clip(tensors)
-            if alpha <= 0.0:
-                break
+    # One reading for all groups: reading again after moving converges to lower clips
+    # (closer to each tensor's least error alone), which measured worse for the model: on
+    # ResNet-20 at A2, relative logit error 0.32, 0.43, 0.51 after 1, 2, 3 readings.
+    for group, tensors in zip(groups, _relu_samples(model, graph, groups, data, rng)):
+        alpha = best_clip(tensors)
+        if alpha > 0.0:
             _move(group, RELU6_LIMIT / alpha)
-            for step in group.producers:
-                factors[step.layer.name] = factors.get(step.layer.name, 1.0) * RELU6_LIMIT / alpha
+            factors.update((step.layer.name, RELU6_LIMIT / alpha) for step in group.producers)
     return factors
 
 
@@ -188,24 +187,34 @@ def _scale_output(layer, factor: float) -> None:
         layer.beta.assign(layer.beta * factor)
 
 
-def _relu_outputs(model: keras.Model, group: _Group, data: np.ndarray) -> list:
-    """Each low-bit producer's float ReLU output on `data`, flat (its inputs as the model
-    quantizes them), from one forward pass."""
-    steps = group.low_bit()
+def _relu_samples(model: keras.Model, graph: Graph, groups: list, data: np.ndarray,
+                  rng: np.random.Generator) -> list:
+    """For each group, `(values, bits)` for each low-bit producer: a sample of its float
+    ReLU output on `data` (its inputs as the model quantizes them), from one forward pass."""
+    low_bit = {id(step) for group in groups for step in group.low_bit()}
+    steps = [step for step in graph.steps if id(step) in low_bit]
     tensors = {id(t): t for step in steps for t in step.node.input_tensors}
-    values = keras.Model(model.inputs, list(tensors.values())).predict(data, verbose=0)
-    values = dict(zip(tensors, values if len(tensors) > 1 else [values]))
-    outputs = []
-    for step in steps:
-        inputs = [ops.convert_to_tensor(values[id(t)]) for t in step.node.input_tensors]
-        if hasattr(step.layer, "linear"):
-            kernel, bias = step.layer.folded_kernel_and_bias()
-            summed = step.layer.linear(inputs[0], kernel) + bias
-        else:
-            summed = sum(inputs[1:], inputs[0])
-        outputs.append(np.asarray(ops.convert_to_numpy(ops.relu(summed)), np.float32).ravel())
-    return outputs
+    reader = keras.Model(model.inputs, list(tensors.values()))
+    per_batch = -(-_SAMPLE * _BATCH // len(data))
+    samples = {id(step): [] for step in steps}
+    for start in range(0, len(data), _BATCH):
+        values = reader.predict_on_batch(data[start:start + _BATCH])
+        values = dict(zip(tensors, values if len(tensors) > 1 else [values]))
+        for step in steps:
+            outputs = _relu_output(step, [values[id(t)] for t in step.node.input_tensors])
+            take = min(per_batch, outputs.size)
+            samples[id(step)].append(
+                rng.choice(outputs, take, replace=False) if take < outputs.size else outputs)
+    return [[(np.concatenate(samples[id(step)]), relu6_levels_bits(step.layer.output_range))
+             for step in group.low_bit()] for group in groups]
 
 
-def _sample(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return rng.choice(values, _SAMPLE, replace=False) if values.size > _SAMPLE else values
+def _relu_output(step, inputs: list) -> np.ndarray:
+    """A producer's float ReLU output for its `inputs`, flat."""
+    inputs = [ops.convert_to_tensor(np.asarray(x)) for x in inputs]
+    if hasattr(step.layer, "linear"):
+        kernel, bias = step.layer.folded_kernel_and_bias()
+        summed = step.layer.linear(inputs[0], kernel) + bias
+    else:
+        summed = sum(inputs[1:], inputs[0])
+    return np.asarray(ops.convert_to_numpy(ops.relu(summed)), np.float32).ravel()
