@@ -58,11 +58,12 @@ def float32_bytes(model) -> int:
 def one_run(model_path: str, bits: int, method: str, seed: int, train, test, args,
             workdir: str) -> dict:
     keras.utils.set_random_seed(seed)
-    qat = tflw.quantize_model(keras.saving.load_model(model_path), calibration_data=train[0][:512],
+    float_model = keras.saving.load_model(model_path)
+    qat = tflw.quantize_model(float_model, calibration_data=train[0][:512],
                               weight_bits=bits, method=method,
                               shared_levels=args.shared_levels,
                               activation_bits=args.activation_bits)
-    student = tflw.Distiller(qat, keras.saving.load_model(model_path)) if args.distill else qat
+    student = tflw.Distiller(qat, float_model) if args.distill else qat
     fit(student, train, args.qat_epochs, args.qat_learning_rate, args, seed)
     device = on_device(qat, *test, workdir, f"w{bits}_{method}_{seed}")
     lut = device.get("lut")
