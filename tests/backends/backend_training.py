@@ -34,6 +34,16 @@ def main(out: Path) -> None:
     qat.save(out / "qat.keras")
     np.save(out / "qat_predictions.npy", qat.predict(x[:64], verbose=0))
 
+    # The GPU benchmark's W2/A2 path; and an all-zero tensor, whose [0, 0] range JAX's
+    # and PyTorch's fake quantization turned into NaN
+    low_bit = tflw.quantize_model(teacher, calibration_data=x[:64], weight_bits=2,
+                                  method="apot+ewgs", activation_bits=2)
+    low_bit.compile(keras.optimizers.Adam(1e-3), LOSS)
+    low_bit_losses = low_bit.fit(x, y, epochs=2, verbose=0).history["loss"]
+    low_bit.save(out / "w2a2.keras")
+    np.save(out / "w2a2_predictions.npy", low_bit.predict(x[:64], verbose=0))
+    dead = tflw.quantization.FakeQuant()(np.zeros((4, 3), "float32"), training=True)
+
     pruned = tflw.prune_model(teacher, tflw.ConstantSparsity(0.5), structure="channels")
     pruned.compile("adam", LOSS)
     pruned.fit(x, y, epochs=1, verbose=0, callbacks=[tflw.UpdatePruningStep()])
@@ -52,6 +62,8 @@ def main(out: Path) -> None:
                                  zip(teacher_weights, teacher.get_weights())),
         "stripped_parameters": tflw.strip_pruning(pruned).count_params(),
         "dense_parameters": teacher.count_params(),
+        "low_bit_losses": low_bit_losses,
+        "dead_tensor_output": keras.ops.convert_to_numpy(dead).tolist(),
     }))
 
 

@@ -68,6 +68,19 @@ def test_a_backend_trained_qat_model_predicts_and_exports_identically_here(backe
     assert result.verification.max_lsb_difference <= 1.001
 
 
+def test_low_bit_training_on_the_backend_stays_finite_and_exports_here(backend_run, tmp_path):
+    facts = json.loads((backend_run / "facts.json").read_text())
+    assert np.all(np.isfinite(facts["low_bit_losses"])), facts["low_bit_losses"]
+    assert facts["dead_tensor_output"] == [[0.0] * 3] * 4
+    (x, _), _ = load_mnist_subset()
+    loaded = keras.saving.load_model(backend_run / "w2a2.keras")
+    scale = float(loaded.get_layer("logits").output_quant.scale())
+    np.testing.assert_array_equal(np.round(loaded.predict(x[:64], verbose=0) / scale),
+                                  np.round(np.load(backend_run / "w2a2_predictions.npy") / scale))
+    result = tflw.export(loaded, tmp_path / "w2a2", sample_inputs=x[:64])
+    assert result.verification.max_lsb_difference <= 1.001
+
+
 def test_backend_trained_pruned_and_distilled_models_export_here(backend_run, tmp_path):
     (x, _), _ = load_mnist_subset()
     stripped = tflw.strip_pruning(keras.saving.load_model(backend_run / "pruned.keras"))

@@ -17,6 +17,11 @@ from tflw.quantization.quantizers import fake_quant_range
 from tflw.quantization.replicas import global_min_max
 
 ACTIVATION_BITS = (8, 16)
+# The narrowest learned range. An all-zero tensor (a dead ReLU) would get [0, 0], scale 0:
+# JAX's and PyTorch's fake quantization return NaN for it (TensorFlow's op returns 0), and
+# the device would divide by it. Any width holds its zeros exactly; this one keeps the
+# next layer's int32 bias, bias / (s_in * s_w), far from overflowing.
+MIN_RANGE = 1e-3
 
 
 @keras.saving.register_keras_serializable(package="tflw")
@@ -28,8 +33,8 @@ class FakeQuant(keras.layers.Layer):
     TFLite's 16x8 scheme (int16 activations, int8 weights) requires.
 
     While training (or calibrating, i.e. calling with `training=True`), the range follows
-    an exponential moving average of each batch's min/max; the first batch sets it
-    directly. A `fixed_range` is used as is: that is how TFLite's fixed output scales of
+    an exponential moving average of each batch's min/max (widened to include 0, and to
+    `MIN_RANGE` at least); the first batch sets it directly. A `fixed_range` is used as is: that is how TFLite's fixed output scales of
     softmax, logistic and tanh are matched exactly.
 
     Args:
@@ -73,7 +78,8 @@ class FakeQuant(keras.layers.Layer):
             return inputs
         if training and self.fixed_range is None:
             batch_min, batch_max = global_min_max(ops.min(inputs), ops.max(inputs))
-            batch_min, batch_max = ops.minimum(batch_min, 0.0), ops.maximum(batch_max, 0.0)
+            batch_min = ops.minimum(batch_min, 0.0)
+            batch_max = ops.maximum(batch_max, batch_min + MIN_RANGE)
             is_set = ops.greater(self.range_max, self.range_min)
             decay = ops.where(is_set, self.ema_decay, 0.0)
             self.range_min.assign(decay * self.range_min + (1.0 - decay) * batch_min)
