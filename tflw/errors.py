@@ -1,4 +1,4 @@
-"""Every error tflw raises, in one place.
+"""Every error (and warning) tflw raises, in one place.
 
 Each message names the layer, op, tensor or path at fault and says what to do about it.
 Catch `TflwError` to handle them all.
@@ -76,3 +76,8 @@ class UnknownBoardError(TflwError):
 
 class ModelTooLargeError(TflwError):
     """Model or arena exceeds the board's budget (says by how much and which layers dominate)."""
+
+
+class SilentActivationWarning(UserWarning):
+    """A low-bit activation is 0 for every calibration sample: the layers after it see no
+    signal (QAT may still revive it)."""

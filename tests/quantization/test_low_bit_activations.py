@@ -1,11 +1,14 @@
 """Activations below 8 bits: ReLUs on 2^k levels, exact to TFLite-Micro's int8 kernels."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tflw
+from tflw.errors import SilentActivationWarning
 from tflw.export.convert import to_tflite
 from tflw.quantization import FakeQuant, balance_activations
 from tflw.quantization.activation_balance import best_clip
@@ -116,3 +119,27 @@ def test_a2_model_round_trips_through_a_keras_file(w4a2, mnist, tmp_path):
 def test_one_bit_activations_are_a_clear_error(demo_cnn_w8):
     with pytest.raises(ValueError, match="activation_bits must be 2 to 8, or 16"):
         tflw.quantize_model(demo_cnn_w8, activation_bits=1)
+
+
+def test_a_low_bit_tensor_that_is_always_zero_is_named_in_a_warning():
+    inputs = keras.Input((8, 8, 1))
+    quiet = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="quiet")
+    loud = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="loud")
+    a = quiet(inputs)
+    total = keras.layers.Add()([a, loud(a)])  # an Add: balancing cannot rescale "quiet"
+    model = keras.Model(inputs, keras.layers.Dense(2)(
+        keras.layers.GlobalAveragePooling2D()(total)))
+    quiet.set_weights([w * 1e-3 for w in quiet.get_weights()])  # ReLU outputs far below 1
+    loud.set_weights([loud.get_weights()[0], np.full(4, 1.5, np.float32)])  # 2 from its bias
+    x = np.random.default_rng(0).uniform(0, 1, (32, 8, 8, 1)).astype("float32")
+    with pytest.warns(SilentActivationWarning) as record:
+        tflw.quantize_model(model, activation_bits=2, calibration_data=x)
+    messages = [str(w.message) for w in record if w.category is SilentActivationWarning]
+    assert len(messages) == 1 and messages[0].startswith("'quiet': every 2-bit output is 0")
+
+
+def test_a_trained_model_quantizes_to_a2_without_a_silent_tensor(demo_cnn_w8, mnist):
+    (x, _), _ = mnist
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SilentActivationWarning)
+        tflw.quantize_model(demo_cnn_w8, activation_bits=2, calibration_data=x[:256])

@@ -1,17 +1,18 @@
 """The public entry points of quantization: `quantize_model` and `calibrate`."""
 
 import os
+import warnings
 from typing import Iterable, Optional, Union
 
 import keras
 import numpy as np
 
-from tflw.errors import UnsupportedModelError
+from tflw.errors import SilentActivationWarning, UnsupportedModelError
 from tflw.model_kind import is_tf_keras_model
 from tflw.quantization.activation_balance import balance_activations
 from tflw.quantization.concatenate import share_concat_ranges
 from tflw.quantization.fake_quant import ACTIVATION_BITS
-from tflw.quantization.low_bit_activations import LOW_BIT_ACTIVATIONS
+from tflw.quantization.low_bit_activations import LOW_BIT_ACTIVATIONS, silent_layers
 from tflw.quantization.quantize_model import quantize_keras3
 
 
@@ -73,6 +74,10 @@ def quantize_model(
         UnsupportedModelError: for a subclassed model (the message says how to rewrite it).
         UnsupportedLayerError: naming the first layer without a quantization rule.
 
+    Warns:
+        SilentActivationWarning: with activation_bits 2 to 7, naming each layer whose
+            low-bit output is 0 for every sample of `calibration_data`.
+
     Example:
         >>> qat = tflw.quantize_model(model)
         >>> qat.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -106,10 +111,23 @@ def quantize_model(
         calibrate(qat, calibration_data)
         if activation_bits in LOW_BIT_ACTIVATIONS:
             # on the calibrated model, whose quantized inputs the producers really see
-            balance_activations(qat, np.concatenate(calibration_data)
-                                if isinstance(calibration_data, list) else calibration_data)
+            data = (np.concatenate(calibration_data) if isinstance(calibration_data, list)
+                    else calibration_data)
+            balance_activations(qat, data)
             calibrate(qat, calibration_data)
+            _warn_silent(qat, data, activation_bits)
     return qat
+
+
+def _warn_silent(qat: keras.Model, data: np.ndarray, activation_bits: int) -> None:
+    silent = silent_layers(qat, data)
+    if silent:
+        step = 6.0 / (2 ** activation_bits - 1)
+        warnings.warn(SilentActivationWarning(
+            f"{', '.join(repr(name) for name in silent)}: every {activation_bits}-bit "
+            f"output is 0 on the calibration data (their ReLU outputs stay below "
+            f"{step / 2:g}, half the first level), so the layers after them see no signal. "
+            "Train the float model further, or use more activation_bits."))
 
 
 def calibrate(model, data: Union[np.ndarray, Iterable], batch_size: int = 64) -> None:

@@ -19,6 +19,7 @@ References:
     Networks", arXiv:1805.06085, 2018.
 """
 
+import keras
 import numpy as np
 
 LOW_BIT_ACTIVATIONS = tuple(range(2, 8))
@@ -44,3 +45,18 @@ def relu6_levels_bits(output_range) -> int:
     """The k of a `relu6_levels_range(k)`: its inverse, for a layer that holds only the range."""
     steps = round(255.0 * RELU6_LIMIT / output_range[1])
     return int(np.log2(steps + 1))
+
+
+def silent_layers(model: keras.Model, data: np.ndarray, batch_size: int = 64) -> list:
+    """Names of `model`'s layers whose low-bit output is 0 for every sample of `data`:
+    all their ReLU outputs stay under half a level (1.0 at 2 bits), so the layers after
+    them see no signal. Balancing cannot rescale a tensor that meets an Add."""
+    layers = [layer for layer in model.layers if getattr(layer, "output_range", None)]
+    if not layers:
+        return []
+    probe = keras.Model(model.inputs, [layer.output for layer in layers])
+    alive = np.zeros(len(layers), bool)
+    for start in range(0, len(data), batch_size):
+        outputs = keras.tree.flatten(probe(data[start:start + batch_size], training=False))
+        alive |= [bool(np.any(keras.ops.convert_to_numpy(o))) for o in outputs]
+    return [layer.name for layer, lives in zip(layers, alive) if not lives]
