@@ -87,22 +87,23 @@ def format_table(rows: Sequence[dict], columns: Sequence[tuple]) -> str:
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
-def write_results(name: str, payload: dict) -> Path:
-    """Write `payload` with the machine and library versions to results/<name>.json."""
+def machine() -> dict:
+    """This machine, its Keras backend and the library versions."""
     from importlib import metadata
 
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
     versions = {}
     for package in ("tensorflow", "keras", "jax", "torch", "tflite-micro"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:  # a GPU machine has no TensorFlow
             versions[package] = None
-    payload = {
-        "machine": {"platform": platform.platform(), "processor": platform.machine(),
-                    "cpu_count": os.cpu_count(), **versions},
-        **payload,
-    }
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return {"platform": platform.platform(), "processor": platform.machine(),
+            "cpu_count": os.cpu_count(), "keras_backend": keras.backend.backend(), **versions}
+
+
+def write_results(name: str, payload: dict) -> Path:
+    """Write `payload` with the machine and library versions to results/<name>.json."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     return path

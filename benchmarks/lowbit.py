@@ -6,6 +6,8 @@
         --methods apot apot+ewgs --activation-bits 2 ...                     # W2/A2
     ... --augment --cosine --float-epochs 200 --qat-epochs 30   # the papers' schedule (GPU)
     ... --float-model /tmp/tflw-lowbit-.../float.keras --distill  # reuse a float model; KD
+    KERAS_BACKEND=jax python -m benchmarks.lowbit ... --train-only DIR   # no TensorFlow
+    python -m benchmarks.lowbit --from-trained DIR                       # export, TFLM
 
 One float CNN (the demo CNN at width 32, trained once) is fine-tuned with
 `quantize_model(weight_bits=k, method=m)` (first and last layer 8-bit) for each k, method
@@ -15,15 +17,21 @@ run on the 10,000 test digits in TFLite-Micro. `--dataset cifar10` does the same
 the MLPerf Tiny ResNet-8 (or `--network resnet20`) on CIFAR-10 (a random `--test-samples`
 subset of the test set in TFLite-Micro). Flash is compared with the float32 flatbuffer of
 the same network. Activations are int8 (A8), or with `--activation-bits k` every fused ReLU
-on 2^k levels (still int8 on the device). Targets (issue 5): W4A8 >= float - 1 pp; flash
+on 2^k levels (still int8 on the device). `--train-only DIR` trains and saves (the float
+model, each QAT model's weights, their Keras accuracies) without exporting, so it needs
+no TensorFlow: a JAX GPU machine runs it. `--from-trained DIR` then exports and measures
+those models here, with the settings they were trained with. Targets (issue 5): W4A8 >= float - 1 pp; flash
 at W4 <= 0.16x the float32 flatbuffer; W2A2 APoT within 1.6 pp of float on ResNet-20, and
 APoT+EWGS no further, with a spread <= 0.5 pp over 3 seeds.
 """
 
 import argparse
+import json
 import math
 import os
 import tempfile
+from pathlib import Path
+from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,8 +40,9 @@ import numpy as np  # noqa: E402
 
 import tflw  # noqa: E402
 from benchmarks.augmentation import AugmentedImages, cosine_learning_rate  # noqa: E402
-from benchmarks.common import compiled, format_table, on_device, write_results  # noqa: E402
-from benchmarks.shared_data import load_cifar10, load_mnist, require  # noqa: E402
+from benchmarks.common import (compiled, format_table, machine, on_device,  # noqa: E402
+                               write_results)
+from benchmarks.shared_data import CIFAR10_FILES, load_cifar10, load_mnist, require  # noqa: E402
 from tflw.demo import build_demo_model  # noqa: E402
 
 COLUMNS = (
@@ -47,6 +56,9 @@ COLUMNS = (
     ("flash_vs_float32", "flash / fp32", "{:.3f}"),
     ("arena_bytes", "arena B", "{:,}"),
 )
+TRAINED_COLUMN = ("keras_trained_mean", "Keras acc (where trained)", "{:.2%}")
+# What --train-only writes beside the models, and --from-trained reads.
+TRAINED = "trained.json"
 
 
 def float32_bytes(model) -> int:
@@ -55,23 +67,40 @@ def float32_bytes(model) -> int:
     return len(tf.lite.TFLiteConverter.from_keras_model(model).convert())
 
 
-def one_run(model_path: str, bits: int, method: str, seed: int, train, test, args,
-            workdir: str) -> dict:
+def trained_qat(float_model, bits: int, method: str, seed: int, train: tuple,
+                args) -> keras.Model:
+    """`float_model` quantized at `bits` by `method` and fine-tuned (distilled from
+    `float_model` with --distill)."""
     keras.utils.set_random_seed(seed)
-    float_model = keras.saving.load_model(model_path)
-    qat = tflw.quantize_model(float_model, calibration_data=train[0][:512],
-                              weight_bits=bits, method=method,
-                              shared_levels=args.shared_levels,
-                              activation_bits=args.activation_bits)
+    qat = quantized(float_model, bits, method, args, calibration_data=train[0][:512])
     student = tflw.Distiller(qat, float_model) if args.distill else qat
     fit(student, train, args.qat_epochs, args.qat_learning_rate, args, seed)
-    device = on_device(qat, *test, workdir, f"w{bits}_{method}_{seed}")
+    return qat
+
+
+def quantized(float_model, bits: int, method: str, args, calibration_data=None):
+    return tflw.quantize_model(float_model, calibration_data=calibration_data,
+                               weight_bits=bits, method=method,
+                               shared_levels=args.shared_levels,
+                               activation_bits=args.activation_bits)
+
+
+def keras_accuracy(model, test: tuple) -> float:
+    return float(np.mean(np.argmax(model.predict(test[0], verbose=0), -1) == test[1]))
+
+
+def measured(qat, test: tuple, workdir: str, name: str) -> dict:
+    """Export `qat`, run the test set in TFLite-Micro: accuracies, LSB, flash and arena."""
+    device = on_device(qat, *test, workdir, name)
     lut = device.get("lut")
-    keras_accuracy = np.mean(np.argmax(qat.predict(test[0], verbose=0), -1) == test[1])
-    return {"keras": float(keras_accuracy), "tflm": device["tflm_accuracy"],
+    return {"keras": keras_accuracy(qat, test), "tflm": device["tflm_accuracy"],
             "max_lsb": device["max_lsb_difference"],
             "flash": lut["flatbuffer_bytes"] if lut else device["flatbuffer_bytes"],
             "arena": lut["arena_bytes_measured"] if lut else device["arena_bytes"]}
+
+
+def run_name(bits: int, method: str, seed: int) -> str:
+    return f"w{bits}_{method}_{seed}"
 
 
 def fit(model, data: tuple, epochs: int, learning_rate: float, args, seed: int) -> None:
@@ -92,7 +121,23 @@ def plan(bits: list, methods: list) -> list:
             for k in bits for method in (methods if 1 < k < 8 else [None])]
 
 
-def main() -> None:
+def summary_row(bits: int, method: str, runs: list, float_accuracy: float,
+                fp32: Optional[int], activation_bits: int) -> dict:
+    """One table row: the mean and spread over seeds of `runs` (dicts from `measured`,
+    or with "keras" alone after --train-only)."""
+    row = {"run": f"W{bits}A{activation_bits} {method}", "bits": bits, "method": method,
+           "keras_mean": float(np.mean([r["keras"] for r in runs]))}
+    if "tflm" not in runs[0]:
+        return row
+    tflm = np.array([r["tflm"] for r in runs])
+    return row | {"tflm_mean": float(tflm.mean()), "tflm_spread": float(tflm.max() - tflm.min()),
+                  "gap_to_float": float(tflm.mean()) - float_accuracy,
+                  "tflm_per_seed": tflm.tolist(), "max_lsb": max(r["max_lsb"] for r in runs),
+                  "flash_bytes": runs[0]["flash"], "flash_vs_float32": runs[0]["flash"] / fp32,
+                  "arena_bytes": runs[0]["arena"]}
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--bits", type=int, nargs="+", default=[8, 4, 3, 2, 1])
@@ -128,12 +173,25 @@ def main() -> None:
     parser.add_argument("--float-model", default=None,
                         help="a trained float .keras of --network to start from, instead "
                         "of training one")
+    phase = parser.add_mutually_exclusive_group()
+    phase.add_argument("--train-only", metavar="DIR", default=None,
+                       help="train and save into DIR (a new folder), export nothing: "
+                       "no TensorFlow needed")
+    phase.add_argument("--from-trained", metavar="DIR", default=None,
+                       help="export and measure the models a --train-only run saved in DIR "
+                       "(every other option is taken from that run, but --results)")
     args = parser.parse_args()
     if args.augment and args.dataset != "cifar10":
         parser.error("--augment is CIFAR-10's augmentation (flips would change digits)")
+    if args.train_only and os.path.exists(args.train_only):
+        parser.error(f"--train-only {args.train_only} exists: name a new folder")
+    return args
 
+
+def datasets(args) -> tuple:
+    """(train, test, network builder) for `args.dataset`; test is the --test-samples subset."""
     if args.dataset == "cifar10":
-        train, test = load_cifar10(require("cifar10-jpeg.zip"))
+        train, test = load_cifar10(require(*CIFAR10_FILES))
         # the archive is ordered by class: shuffle once, so that a first-N subset has all ten
         order = np.random.default_rng(0).permutation(len(train[1]))
         train = (train[0][order], train[1][order])
@@ -144,8 +202,18 @@ def main() -> None:
     if args.test_samples:
         pick = np.random.default_rng(0).permutation(len(test[1]))[:args.test_samples]
         test = (test[0][pick], test[1][pick])
+    return train, test, network
+
+
+def main() -> None:
+    args = parse_args()
+    if args.from_trained:
+        measure_trained(Path(args.from_trained), args.results)
+        return
+    train, test, network = datasets(args)
     qat_train = tuple(part[:args.train_samples] for part in train)
-    workdir = tempfile.mkdtemp(prefix="tflw-lowbit-")
+    workdir = args.train_only or tempfile.mkdtemp(prefix="tflw-lowbit-")
+    os.makedirs(workdir, exist_ok=True)
     keras.utils.set_random_seed(100)
     if args.float_model:
         model = keras.saving.load_model(args.float_model)
@@ -153,28 +221,76 @@ def main() -> None:
         model = network()
         fit(model, tuple(part[:args.float_samples] for part in train), args.float_epochs,
             1e-3, args, seed=100)
-    float_accuracy = float(model.evaluate(*test, verbose=0)[1])
-    fp32 = float32_bytes(model)
+    float_accuracy = keras_accuracy(model, test)
     model_path = os.path.join(workdir, "float.keras")
     model.save(model_path)
     print(f"float model: {model_path} (--float-model starts another run from it)")
+    fp32 = None if args.train_only else float32_bytes(model)
 
     rows = [{"run": "float32", "keras_mean": float_accuracy, "flash_bytes": fp32,
-             "flash_vs_float32": 1.0}]
+             "flash_vs_float32": None if args.train_only else 1.0}]
+    trained = {}
+    if args.train_only:
+        write_manifest(workdir, args, float_accuracy, trained)
     for bits, method in plan(args.bits, args.methods):
-        runs = [one_run(model_path, bits, method, seed, qat_train, test, args, workdir)
-                for seed in args.seeds]
-        tflm = np.array([r["tflm"] for r in runs])
-        rows.append({"run": f"W{bits}A{args.activation_bits} {method}", "bits": bits, "method": method,
-                     "keras_mean": float(np.mean([r["keras"] for r in runs])),
-                     "tflm_mean": float(tflm.mean()), "tflm_spread": float(tflm.max() - tflm.min()),
-                     "gap_to_float": float(tflm.mean()) - float_accuracy,
-                     "tflm_per_seed": tflm.tolist(), "max_lsb": max(r["max_lsb"] for r in runs),
-                     "flash_bytes": runs[0]["flash"], "flash_vs_float32": runs[0]["flash"] / fp32,
-                     "arena_bytes": runs[0]["arena"]})
+        runs = []
+        for seed in args.seeds:
+            # each run from a fresh copy: --distill's teacher must be untouched by earlier runs
+            qat = trained_qat(keras.saving.load_model(model_path), bits, method, seed,
+                              qat_train, args)
+            name = run_name(bits, method, seed)
+            if args.train_only:
+                qat.save_weights(os.path.join(workdir, f"{name}.weights.h5"))
+                runs.append({"keras": keras_accuracy(qat, test)})
+                trained[name] = runs[-1]["keras"]
+                # after each run: a run stopped at a time limit keeps what it finished
+                write_manifest(workdir, args, float_accuracy, trained)
+            else:
+                runs.append(measured(qat, test, workdir, name))
+        rows.append(summary_row(bits, method, runs, float_accuracy, fp32, args.activation_bits))
     print(format_table(rows, COLUMNS))
+    if args.train_only:
+        print(f"trained: {workdir} (--from-trained {workdir} exports and measures it)")
+        return
     path = write_results(args.results, {"settings": vars(args) | {"cpu_count": os.cpu_count()},
                                     "rows": rows})
+    print(f"written: {path}")
+
+
+def write_manifest(folder: str, args, float_accuracy: float, trained: dict) -> None:
+    manifest = {"settings": vars(args), "machine": machine(), "float_keras": float_accuracy,
+                "keras": trained}
+    Path(folder, TRAINED).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def measure_trained(folder: Path, results: str) -> None:
+    """Export and measure in TFLite-Micro the models a --train-only run saved in `folder`
+    (those it finished, if it was stopped)."""
+    manifest = json.loads((folder / TRAINED).read_text())
+    args = argparse.Namespace(**manifest["settings"])
+    _, test, _ = datasets(args)
+    model = keras.saving.load_model(folder / "float.keras")
+    float_accuracy, fp32 = keras_accuracy(model, test), float32_bytes(model)
+    workdir = tempfile.mkdtemp(prefix="tflw-lowbit-")
+    rows = [{"run": "float32", "keras_mean": float_accuracy, "flash_bytes": fp32,
+             "flash_vs_float32": 1.0, "keras_trained_mean": manifest["float_keras"]}]
+    for bits, method in plan(args.bits, args.methods):
+        names = [run_name(bits, method, seed) for seed in args.seeds]
+        names = [name for name in names if name in manifest["keras"]]
+        if not names:
+            continue
+        runs = []
+        for name in names:
+            qat = quantized(model, bits, method, args)
+            qat.load_weights(folder / f"{name}.weights.h5")
+            runs.append(measured(qat, test, workdir, name))
+        row = summary_row(bits, method, runs, float_accuracy, fp32, args.activation_bits)
+        rows.append(row | {"seeds": len(names), "keras_trained_mean": float(
+            np.mean([manifest["keras"][name] for name in names]))})
+    # Keras accuracy where trained (another backend) beside here: the weights travelled whole
+    print(format_table(rows, COLUMNS[:2] + (TRAINED_COLUMN,) + COLUMNS[2:]))
+    path = write_results(results, {"settings": manifest["settings"] | {"from_trained": str(folder)},
+                                   "trained_on": manifest["machine"], "rows": rows})
     print(f"written: {path}")
 
 

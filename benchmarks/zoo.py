@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 import tflw  # noqa: E402
 from benchmarks.common import compiled, format_table, on_device, write_results  # noqa: E402
-from benchmarks.shared_data import load_cifar10, load_gestures, locate  # noqa: E402
+from benchmarks.shared_data import CIFAR10_FILES, load_cifar10, load_gestures, locate  # noqa: E402
 from tflw.errors import ModelTooLargeError  # noqa: E402
 
 COLUMNS = (
@@ -125,7 +125,7 @@ def main() -> None:
                                          train, test, args.gesture_epochs, args.qat_epochs, 64)
         rows.append(row("gesture_cnn (gestures)", qat, test, workdir, accuracy, seconds))
 
-    cifar = locate("cifar10-jpeg.zip")
+    cifar = locate(*CIFAR10_FILES)
     if cifar is not None and args.cifar_epochs:
         train, test = load_cifar10(cifar)
         # a random subset: the archive lists the test images class by class

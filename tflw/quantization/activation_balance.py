@@ -127,7 +127,7 @@ def _scale_output(layer, factor: float) -> None:
 
 def _relu_outputs(model: keras.Model, step, data: np.ndarray) -> np.ndarray:
     """The producer's float ReLU outputs on `data` (its input as the model quantizes it)."""
-    inputs = keras.Model(model.inputs, step.node.input_tensors[0]).predict(data, verbose=0)
+    inputs = keras.Model(model.input, step.node.input_tensors[0]).predict(data, verbose=0)
     kernel, bias = step.layer.folded_kernel_and_bias()
     outputs = ops.relu(step.layer.linear(ops.convert_to_tensor(inputs), kernel) + bias)
     return np.asarray(ops.convert_to_numpy(outputs), np.float32).ravel()

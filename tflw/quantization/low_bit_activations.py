@@ -54,7 +54,7 @@ def silent_layers(model: keras.Model, data: np.ndarray, batch_size: int = 64) ->
     layers = [layer for layer in model.layers if getattr(layer, "output_range", None)]
     if not layers:
         return []
-    probe = keras.Model(model.inputs, [layer.output for layer in layers])
+    probe = keras.Model(model.input, [layer.output for layer in layers])
     alive = np.zeros(len(layers), bool)
     for start in range(0, len(data), batch_size):
         outputs = keras.tree.flatten(probe(data[start:start + batch_size], training=False))
