@@ -39,7 +39,7 @@ def main(out: Path) -> None:
     low_bit = tflw.quantize_model(teacher, calibration_data=x[:64], weight_bits=2,
                                   method="apot+ewgs", activation_bits=2)
     low_bit.compile(keras.optimizers.Adam(1e-3), LOSS)
-    low_bit_losses = low_bit.fit(x, y, epochs=2, verbose=0).history["loss"]
+    low_bit_losses = low_bit.fit(x, y, epochs=1, verbose=0).history["loss"]
     low_bit.save(out / "w2a2.keras")
     np.save(out / "w2a2_predictions.npy", low_bit.predict(x[:64], verbose=0))
     dead = tflw.quantization.FakeQuant()(np.zeros((4, 3), "float32"), training=True)
