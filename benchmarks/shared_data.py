@@ -64,7 +64,7 @@ def load_cifar10(path: Path) -> tuple:
 
 def pack_cifar10(source: Path, target: Path) -> None:
     """Write the zip's JPEGs into one .npz, per split their bytes end to end, the offsets
-    and the labels: 55 MB instead of the zip's 62 (60,000 entries' headers), small enough
+    and the labels: 56 MB instead of the zip's 62 (60,000 entries' headers), small enough
     to send to a GPU machine beside the repository (64 MiB in all):
 
         python -m benchmarks.shared_data pack-cifar10 .data/cifar10-jpeg.npz

@@ -12,7 +12,8 @@ from tflw.model_kind import is_tf_keras_model
 from tflw.quantization.activation_balance import balance_activations
 from tflw.quantization.concatenate import share_concat_ranges
 from tflw.quantization.fake_quant import ACTIVATION_BITS
-from tflw.quantization.low_bit_activations import LOW_BIT_ACTIVATIONS, silent_layers
+from tflw.quantization.low_bit_activations import (LOW_BIT_ACTIVATIONS, RELU6_LIMIT,
+                                                  silent_layers)
 from tflw.quantization.quantize_model import quantize_keras3
 
 
@@ -122,7 +123,7 @@ def quantize_model(
 def _warn_silent(qat: keras.Model, data: np.ndarray, activation_bits: int) -> None:
     silent = silent_layers(qat, data)
     if silent:
-        step = 6.0 / (2 ** activation_bits - 1)
+        step = RELU6_LIMIT / (2 ** activation_bits - 1)
         warnings.warn(SilentActivationWarning(
             f"{', '.join(repr(name) for name in silent)}: every {activation_bits}-bit "
             f"output is 0 on the calibration data (their ReLU outputs stay below "
