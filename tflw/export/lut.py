@@ -19,7 +19,7 @@ from tflite_micro.python.tflite_micro.runtime import convert_bytearray_to_object
 from tflite_micro.tensorflow.lite.micro.compression import compress, spec
 
 from tflw.export.flatbuffer import constant_values
-
+from tflw.export.zero_points import single_zero_points
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ def lut_compress(model_bytes: bytes) -> Optional[LutModel]:
         tensors.append(plan)
     if not specs:
         return None
-    compressed = bytes(compress(model_bytes, specs))
+    # TFLite-Micro only, as DECODE is: one zero point per tensor (tflw.export.zero_points)
+    compressed = single_zero_points(bytes(compress(model_bytes, specs)))
     if len(compressed) >= len(model_bytes):
         return None
     return LutModel(compressed, tuple(tensors))

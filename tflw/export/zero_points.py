@@ -6,8 +6,8 @@ weight's (and its bias's) are all 0: 8 bytes per channel and tensor, measured 19
 189 KB four-bit ResNet-20. TFLite-Micro's allocator reads a single zero point as every
 channel's ("a space-saving optimization", micro_allocator.cc) and allocates the same
 arena either way; TensorFlow Lite's interpreter refuses it ("QuantizationParam has 1
-zero_point values and 16 scale values"). So export applies it to the LUT-compressed model
-only, which needs TFLite-Micro's DECODE anyway, and `model.tflite` stays standard.
+zero_point values and 16 scale values"). So `lut_compress` applies it to the compressed
+model only, which needs TFLite-Micro's DECODE anyway, and `model.tflite` stays standard.
 
 ```python
 smaller = single_zero_points(compressed_bytes)
