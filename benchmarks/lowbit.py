@@ -121,6 +121,12 @@ def plan(bits: list, methods: list) -> list:
             for k in bits for method in (methods if 1 < k < 8 else [None])]
 
 
+def float_row(accuracy: float, fp32: Optional[int]) -> dict:
+    """The float model's table row (its flatbuffer size unknown after --train-only)."""
+    return {"run": "float32", "keras_mean": accuracy, "flash_bytes": fp32,
+            "flash_vs_float32": None if fp32 is None else 1.0}
+
+
 def summary_row(bits: int, method: str, runs: list, float_accuracy: float,
                 fp32: Optional[int], activation_bits: int) -> dict:
     """One table row: the mean and spread over seeds of `runs` (dicts from `measured`,
@@ -227,8 +233,7 @@ def main() -> None:
     print(f"float model: {model_path} (--float-model starts another run from it)")
     fp32 = None if args.train_only else float32_bytes(model)
 
-    rows = [{"run": "float32", "keras_mean": float_accuracy, "flash_bytes": fp32,
-             "flash_vs_float32": None if args.train_only else 1.0}]
+    rows = [float_row(float_accuracy, fp32)]
     trained = {}
     if args.train_only:
         write_manifest(workdir, args, float_accuracy, trained)
@@ -272,8 +277,7 @@ def measure_trained(folder: Path, results: str) -> None:
     model = keras.saving.load_model(folder / "float.keras")
     float_accuracy, fp32 = keras_accuracy(model, test), float32_bytes(model)
     workdir = tempfile.mkdtemp(prefix="tflw-lowbit-")
-    rows = [{"run": "float32", "keras_mean": float_accuracy, "flash_bytes": fp32,
-             "flash_vs_float32": 1.0, "keras_trained_mean": manifest["float_keras"]}]
+    rows = [float_row(float_accuracy, fp32) | {"keras_trained_mean": manifest["float_keras"]}]
     for bits, method in plan(args.bits, args.methods):
         names = [run_name(bits, method, seed) for seed in args.seeds]
         names = [name for name in names if name in manifest["keras"]]

@@ -32,6 +32,15 @@ def int8_content(model_bytes: bytes) -> list:
     return [buffers, tensors]
 
 
+def assert_same_int8_outputs(model, x: np.ndarray, predictions: Path) -> None:
+    """`model`'s logits here, in int8 units, equal those the backend saved in `predictions`:
+    their dequantized floats may differ by an ulp between backends (measured: 7e-9 between
+    JAX and TensorFlow on an AMD EPYC machine, none on another)."""
+    scale = float(model.get_layer("logits").output_quant.scale())
+    np.testing.assert_array_equal(np.round(model.predict(x, verbose=0) / scale),
+                                  np.round(np.load(predictions) / scale))
+
+
 @pytest.fixture(scope="module", params=["jax", "torch"])
 def backend_run(request, tmp_path_factory) -> Path:
     pytest.importorskip(request.param)
@@ -54,11 +63,7 @@ def test_training_on_the_backend_moves_ranges_prunes_and_keeps_the_teacher(backe
 def test_a_backend_trained_qat_model_predicts_and_exports_identically_here(backend_run, tmp_path):
     (x, _), _ = load_mnist_subset()
     loaded = keras.saving.load_model(backend_run / "qat.keras")
-    # the same int8 outputs; their dequantized floats may differ by an ulp between backends
-    # (measured: 7e-9 between JAX and TensorFlow on an AMD EPYC machine, none on another)
-    scale = float(loaded.get_layer("logits").output_quant.scale())
-    np.testing.assert_array_equal(np.round(loaded.predict(x[:64], verbose=0) / scale),
-                                  np.round(np.load(backend_run / "qat_predictions.npy") / scale))
+    assert_same_int8_outputs(loaded, x[:64], backend_run / "qat_predictions.npy")
     # same weights, built here on TensorFlow -> the same int8 flatbuffer (every constant
     # buffer and quantization parameter; tensor names follow this process's layer counters)
     rebuilt = tflw.quantize_model(build_demo_model(width=8))
@@ -74,9 +79,7 @@ def test_low_bit_training_on_the_backend_stays_finite_and_exports_here(backend_r
     assert facts["dead_tensor_output"] == [[0.0] * 3] * 4
     (x, _), _ = load_mnist_subset()
     loaded = keras.saving.load_model(backend_run / "w2a2.keras")
-    scale = float(loaded.get_layer("logits").output_quant.scale())
-    np.testing.assert_array_equal(np.round(loaded.predict(x[:64], verbose=0) / scale),
-                                  np.round(np.load(backend_run / "w2a2_predictions.npy") / scale))
+    assert_same_int8_outputs(loaded, x[:64], backend_run / "w2a2_predictions.npy")
     result = tflw.export(loaded, tmp_path / "w2a2", sample_inputs=x[:64])
     assert result.verification.max_lsb_difference <= 1.001
 

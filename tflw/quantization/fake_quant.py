@@ -34,8 +34,9 @@ class FakeQuant(keras.layers.Layer):
 
     While training (or calibrating, i.e. calling with `training=True`), the range follows
     an exponential moving average of each batch's min/max (widened to include 0, and to
-    `MIN_RANGE` at least); the first batch sets it directly. A `fixed_range` is used as is: that is how TFLite's fixed output scales of
-    softmax, logistic and tanh are matched exactly.
+    `MIN_RANGE` at least); the first batch sets it directly. A `fixed_range` is used as
+    is: that is how TFLite's fixed output scales of softmax, logistic and tanh are matched
+    exactly.
 
     Args:
         ema_decay: weight of the old range in the moving average.
