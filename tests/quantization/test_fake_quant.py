@@ -18,6 +18,7 @@ def test_an_all_zero_tensor_gets_the_narrowest_range_and_stays_zero():
 
 def test_a_model_with_a_dead_relu_exports_and_matches_tflite_micro(tmp_path):
     # with the range [0, 0], export took it for an uncalibrated model and refused it
+    keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 1))
     dead = keras.layers.Conv2D(4, 3, activation="relu", name="dead",
                                bias_initializer=keras.initializers.Constant(-10.0))
@@ -29,4 +30,5 @@ def test_a_model_with_a_dead_relu_exports_and_matches_tflite_micro(tmp_path):
     assert (float(quantizer.range_min.numpy()), float(quantizer.range_max.numpy())) == (
         0.0, np.float32(MIN_RANGE))
     result = tflw.export(qat, tmp_path / "dead", sample_inputs=x)
-    assert result.verification.max_lsb_difference == 0.0
+    # float noise, not a level: unseeded, 2 of 5 runs were 3e-5 LSB off (seed 0: 1.6e-5)
+    assert result.verification.max_lsb_difference < 1e-3

@@ -41,8 +41,8 @@ def quantize_model(
         calibration_data: optional input batches (array, or iterable of arrays) used to set
             the activation ranges before training, so the result exports even untrained.
             With activation_bits 2 to 7 they also rescale the weights around each low-bit
-            activation that feeds only convs or dense layers, so that its fixed clipping
-            level fits the data (`tflw.quantization.balance_activations`); give them.
+            activation (a residual stream as a whole), so that its fixed clipping level
+            fits the data (`tflw.quantization.balance_activations`); give them.
         weight_bits: 1 to 8 (default 8, or 1 for method="binary"). Below 8, each
             channel's weights train on at most 2^k levels chosen by `method`; they stay
             int8 on the device, where `export` LUT-compresses them to k bits. The first

@@ -27,9 +27,11 @@ def discretize(values, levels, spacing, delta: float):
 
         d levels / d values = 1 + delta * sign(g) * e
 
-    A value rounded down (e > 0) gets a larger step when g pushes it up, a smaller one when
-    g pushes it further down, so the latent values move towards the level that lowers the
-    loss. delta = 0 is the straight-through estimator.
+    Gradient descent moves a value against g, towards one of the two rounding boundaries
+    around its level; with d the distance to that boundary (in spacings, 0 to 1), the
+    factor is 1 + delta * (d - 1/2): a value that must travel farther to change level
+    gets a larger step, one next to the boundary a smaller one. delta = 0 is the
+    straight-through estimator.
 
     Args:
         values: the latent (float) values.

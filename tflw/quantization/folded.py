@@ -184,8 +184,13 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
             return outputs
         outputs = self.output_quant(outputs, training=training)
         input_quant = self.linked_input_quantizer()
-        # Training keeps the cheaper float rounding; evaluation and verify see the device's.
-        if training or input_quant is None or tracing_for_conversion():
+        # Training keeps the cheaper float rounding (one int8 LSB off now and then);
+        # evaluation and verify see the device's. A low-bit output trains on the device's
+        # too: its fixed-point double rounding moves whole levels, and a low-bit input times
+        # low-bit weights takes so few values that a channel moves at once (measured: a
+        # W2A2 depthwise channel one level off everywhere after one epoch).
+        if (training and self.output_range is None) or input_quant is None or (
+                tracing_for_conversion()):
             return outputs
         if self.output_quant.bits == 16:
             accumulator = self.integer_accumulator(inputs, quantized_kernel, input_quant,

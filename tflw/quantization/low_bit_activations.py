@@ -50,7 +50,8 @@ def relu6_levels_bits(output_range) -> int:
 def silent_layers(model: keras.Model, data: np.ndarray, batch_size: int = 64) -> list:
     """Names of `model`'s layers whose low-bit output is 0 for every sample of `data`:
     all their ReLU outputs stay under half a level (1.0 at 2 bits), so the layers after
-    them see no signal. Balancing cannot rescale a tensor that meets an Add."""
+    them see no signal. Balancing moves a tensor that meets an Add only with the rest of
+    its residual stream, so a quiet addend beside a loud one stays quiet."""
     layers = [layer for layer in model.layers if getattr(layer, "output_range", None)]
     if not layers:
         return []
