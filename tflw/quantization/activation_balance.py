@@ -30,8 +30,8 @@ from keras import ops
 
 from tflw.model_graph import read_graph
 from tflw.quantization.add import QuantAdd
-from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
 from tflw.quantization.low_bit_activations import RELU6_LIMIT, relu6_levels_bits
+from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
 
 # Values kept for the clipping-level search; more changes alpha* by well under 1 %.
 _SAMPLE = 200_000
