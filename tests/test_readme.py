@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.export.sketch_compiler import assert_compiles
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -22,3 +24,5 @@ def test_the_readme_example_trains_exports_and_matches_tflite_micro(tmp_path, mo
     assert (tmp_path / "build" / "mnist" / "model.tflite").is_file()
     assert check.parity and check.argmax_agreement >= 0.99
     assert np.mean(check.outputs[0].argmax(-1) == y_test) > 0.8  # chance: 0.1
+    # MNIST's whole-number pixels once became `1f` literals that no C++ compiler accepts
+    assert_compiles(tmp_path / "build" / "mnist", tmp_path)

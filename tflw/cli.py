@@ -30,6 +30,7 @@ def _export(args) -> None:
     result = export(
         args.model, args.out, representative_data=_load_array(args.data),
         name=args.name, overwrite=args.force, board=args.board, progress=True,
+        compress=args.compress,
     )
     print(f"wrote {result.out_dir}/: {result.flatbuffer_bytes:,} B flatbuffer, "
           f"arena {result.arena_bytes:,} B measured (kTensorArenaSize {result.arena_size:,})")
@@ -93,6 +94,9 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--name", help="sketch and C identifier name (default: model name)")
     export.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     export.add_argument("--board", help=f"fail unless the model fits this board ({boards})")
+    export.add_argument("--compress", choices=("auto", "always", "never"), default="auto",
+                        help="write model_compressed.tflite (LUT-compressed low-bit weights): "
+                        "auto = only where it saves more flash than DECODE's code adds")
     export.set_defaults(run=_export)
 
     check = commands.add_parser("verify", help="run a .tflite in TFLite-Micro on inputs")

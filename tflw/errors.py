@@ -81,3 +81,8 @@ class ModelTooLargeError(TflwError):
 class SilentActivationWarning(UserWarning):
     """A low-bit activation is 0 for every calibration sample: the layers after it see no
     signal (QAT may still revive it)."""
+
+
+class ArduinoLibraryWarning(UserWarning):
+    """The Arduino library the sketch names lacks an op, or runs one of the model's int16
+    kernels wrongly: the sketch will not compile or not give the verified outputs there."""

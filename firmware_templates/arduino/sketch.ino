@@ -8,12 +8,11 @@
 // Ops used by the model, with the versions the converter emitted (an older library that
 // prints "Didn't find op for builtin opcode 'X' version 'N'" is missing one of these):
 ${op_list_comment}
-${compressed_note}#if __has_include(<Chirale_TensorFlowLite.h>)
+${library_notes}${compressed_note}#if __has_include(<Chirale_TensorFlowLite.h>)
 #include <Chirale_TensorFlowLite.h>
 #else
 #include <TensorFlowLite.h>
 #endif
-#include <math.h>
 
 #include "model_data.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
@@ -22,17 +21,22 @@ ${compressed_note}#if __has_include(<Chirale_TensorFlowLite.h>)
 
 namespace {
 
-// The host TFLite-Micro interpreter needed ${arena_measured} bytes (a 64-bit build; 32-bit
-// MCUs need about 1.5 % less), plus a ${arena_margin_percent} % margin, rounded up to 16.
+// ${arena_comment}
 constexpr int kTensorArenaSize = ${arena_size};
 alignas(16) uint8_t tensor_arena[kTensorArenaSize];
 
-// One example input in real units (before quantization): ${sample_description}.
+// One example input, ${sample_description}, already quantized as the model takes it
+// (${io_type}, scale ${input_scale}, zero point ${input_zero_point}): to feed your own
+// values x, store floor(x / scale + 0.5) + zero point, clamped to [${io_min}, ${io_max}].
 constexpr int kInputLength = ${input_length};
-const float kSampleInput[kInputLength] = {
+const ${io_type} kSampleInput[kInputLength] = {
 ${sample_input}
 };
-// What the host TFLite-Micro interpreter answered for this input.
+// What the host TFLite-Micro interpreter answered for it: raw output values, and the class.
+constexpr int kOutputLength = ${output_length};
+const ${output_type} kExpectedOutput[kOutputLength] = {
+${expected_output}
+};
 constexpr int kExpectedClass = ${expected_class};
 
 tflite::MicroInterpreter* interpreter = nullptr;
@@ -71,15 +75,9 @@ ${resolver_calls}
 }
 
 void loop() {
-  // Quantize with the input tensor's own scale and zero point (from the flatbuffer:
-  // ${io_type} input, scale ${input_scale}, zero point ${input_zero_point}), rounding as
-  // tflw's verify does.
   TfLiteTensor* input = interpreter->input(0);
   for (int i = 0; i < kInputLength; ++i) {
-    long q = static_cast<long>(floorf(kSampleInput[i] / input->params.scale + 0.5f)) +
-             input->params.zero_point;
-    input->data.${io_field}[i] =
-        static_cast<${io_type}>(q < ${io_min} ? ${io_min} : (q > ${io_max} ? ${io_max} : q));
+    input->data.${io_field}[i] = kSampleInput[i];
   }
 
   unsigned long start = micros();
@@ -88,19 +86,25 @@ void loop() {
   }
   unsigned long elapsed = micros() - start;
 
-  // Dequantize (scale ${output_scale}, zero point ${output_zero_point}) and report.
+  // Dequantize (scale ${output_scale}, zero point ${output_zero_point}), find the class,
+  // and count the values that differ from the host interpreter's.
   TfLiteTensor* output = interpreter->output(0);
-  int output_length = output->bytes / sizeof(${io_type});
   int best = 0;
-  float best_value = -INFINITY;
-  for (int i = 0; i < output_length; ++i) {
-    float value = (output->data.${io_field}[i] - output->params.zero_point) * output->params.scale;
-    if (value > best_value) {
-      best_value = value;
+  int differing = 0;
+  long largest_difference = 0;
+  for (int i = 0; i < kOutputLength; ++i) {
+    const ${output_type} raw = output->data.${output_field}[i];
+    if (raw > output->data.${output_field}[best]) {
       best = i;
     }
-    Serial.print(value, 4);
-    Serial.print(i + 1 < output_length ? ", " : "\n");
+    long difference = static_cast<long>(raw) - static_cast<long>(kExpectedOutput[i]);
+    difference = difference < 0 ? -difference : difference;
+    if (difference != 0) {
+      ++differing;
+      largest_difference = difference > largest_difference ? difference : largest_difference;
+    }
+    Serial.print((raw - output->params.zero_point) * output->params.scale, 4);
+    Serial.print(i + 1 < kOutputLength ? ", " : "\n");
   }
   Serial.print("Predicted class: ");
   Serial.print(best);
@@ -109,5 +113,12 @@ void loop() {
   Serial.print("), invoke took ");
   Serial.print(elapsed);
   Serial.println(" us");
+  Serial.print("Output values that differ from host TFLite-Micro: ");
+  Serial.print(differing);
+  Serial.print(" of ");
+  Serial.print(kOutputLength);
+  Serial.print(", largest ");
+  Serial.print(largest_difference);
+  Serial.println(" LSB (an optimized kernel such as CMSIS-NN may round one LSB apart)");
   delay(1000);
 }

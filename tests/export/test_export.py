@@ -7,6 +7,7 @@ import pytest
 
 import tflw
 from tests.conftest import all_layers_model, gcc_round_trip
+from tests.export.sketch_compiler import assert_compiles
 from tflw.errors import (
     InterpreterError,
     MissingRepresentativeDataError,
@@ -41,8 +42,9 @@ def test_c_array_compiled_with_gcc_reproduces_the_flatbuffer(exported, tmp_path)
     assert gcc_round_trip(files, tmp_path) == result.tflite_path.read_bytes()
 
 
-def test_sketch_resolver_lists_exactly_the_flatbuffer_ops(exported):
+def test_sketch_resolver_lists_exactly_the_flatbuffer_ops(exported, tmp_path):
     _, result = exported
+    assert_compiles(result.out_dir, tmp_path)
     sketch = result.sketch_path.read_text()
     added = re.findall(r"resolver\.(Add\w+)\(\);", sketch)
     expected = [RESOLVER_METHODS[op.name] for op in result.info.ops]

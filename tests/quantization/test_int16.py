@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tflw
+from tests.export.sketch_compiler import assert_compiles
 from tflw.demo import build_demo_model
 from tflw.errors import UnsupportedLayerError
 from tflw.export.convert import to_tflite
@@ -65,10 +66,14 @@ def test_16x8_round_trips_through_a_keras_file(model_16x8, mnist, tmp_path):
 
 def test_16x8_sketch_uses_int16_io(model_16x8, mnist, tmp_path):
     _, (x_test, _) = mnist
-    result = tflw.export(model_16x8, tmp_path / "out", sample_inputs=x_test[:20])
+    with pytest.warns(tflw.errors.ArduinoLibraryWarning, match="int16 CONV_2D"):
+        result = tflw.export(model_16x8, tmp_path / "out", sample_inputs=x_test[:20])
     sketch = result.sketch_path.read_text()
-    assert "input->data.i16[i]" in sketch and "output->bytes / sizeof(int16_t)" in sketch
+    assert "input->data.i16[i] = kSampleInput[i]" in sketch and "const int16_t kExpectedOutput" in sketch
     assert "data.int8" not in sketch
+    # Chirale's CMSIS-NN kernels run int16 CONV_2D wrongly and refuse int16 MAX_POOL_2D
+    assert "int16 CONV_2D" in sketch and "int16 MAX_POOL_2D" in sketch
+    assert_compiles(result.out_dir, tmp_path)
 
 
 def concatenated(x):

@@ -7,6 +7,7 @@ import pytest
 
 import tflw
 from tests.conftest import randomize_batch_norms
+from tests.export.sketch_compiler import assert_compiles
 from tflw.export.convert import to_tflite
 from tflw.export.lut import _plan, lut_compress
 from tflw.models import depthwise_separable
@@ -60,13 +61,17 @@ def test_k_bit_layers_hold_at_most_2_to_the_k_int8_values_per_channel(bits, meth
 @pytest.mark.parametrize("method", ["lsq", "apot", "kmeans"])
 def test_export_writes_a_lut_model_identical_on_tflite_micro_and_smaller(method, pixels, tmp_path):
     qat = tflw.quantize_model(small_cnn(), calibration_data=pixels, weight_bits=3, method=method)
-    result = tflw.export(qat, tmp_path / "out", sample_inputs=pixels)
+    result = tflw.export(qat, tmp_path / "out", sample_inputs=pixels, compress="always")
     lut = result.report["lut"]
-    assert result.compressed_path.is_file() and lut["identical_outputs"]
+    assert result.compressed_path.is_file() and lut["identical_outputs"] and lut["written"]
+    # a few hundred bytes saved do not pay for DECODE's code: "auto" would not write it
+    assert not lut["pays"] and lut["flash_saved_bytes"] < lut["decode_code_bytes"]
     assert lut["flatbuffer_bytes"] == result.compressed_path.stat().st_size < result.flatbuffer_bytes
     sketch = result.sketch_path.read_text()  # describes the compressed twin, embeds the int8 one
     assert f"model_compressed.tflite, {lut['flatbuffer_bytes']:,} bytes" in sketch
-    assert "USE_TFLM_COMPRESSION" in sketch and f"kTensorArenaSize = {lut['arena_size']}" in sketch
+    assert "resolver.AddDecode()" in sketch and f"kTensorArenaSize = {lut['arena_size']}" in sketch
+    assert (result.out_dir / "model_compressed_data.cc").is_file()
+    assert_compiles(result.out_dir, tmp_path)
     assert {t["axis"] for t in lut["tensors"]} == {0} and all(t["bits"] <= 3 for t in lut["tensors"])
     assert result.verification.max_lsb_difference <= 1.001  # the int8 model vs Keras
     assert "TFLM_DECODE" in {op.name for op in tflw.read_flatbuffer(
@@ -82,7 +87,8 @@ def test_shared_levels_give_one_lut_per_layer_and_a_smaller_model(pixels, tmp_pa
     low_bit = [count for name, count in levels.items() if not name.startswith(("first", "last"))]
     assert len(low_bit) == 3 and max(low_bit) <= 16
     per_channel, shared = (tflw.export(models[shared], tmp_path / str(shared),
-                                       sample_inputs=pixels) for shared in (False, True))
+                                       sample_inputs=pixels, compress="always")
+                           for shared in (False, True))
     assert {t["axis"] for t in shared.report["lut"]["tensors"]} == {None}
     assert shared.report["lut"]["identical_outputs"] and shared.verification.parity
     assert shared.report["lut"]["flatbuffer_bytes"] < per_channel.report["lut"]["flatbuffer_bytes"]
@@ -157,4 +163,7 @@ def test_binary_layers_hold_two_int8_values_and_ship_as_a_one_bit_lut(pixels, tm
                if not name.startswith(("first", "last"))) == 2
     result = tflw.export(qat, tmp_path / "out", sample_inputs=pixels)
     assert {t["bits"] for t in result.report["lut"]["tensors"]} == {1}
+    # by default a compressed model is written only where it pays for DECODE's code
+    assert result.compressed_path is None and not result.report["lut"]["written"]
+    assert "no compressed model is written" in result.sketch_path.read_text()
     assert result.verification.max_lsb_difference <= 1.001

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -20,12 +21,13 @@ import numpy as np
 
 from tflw import __version__, boards
 from tflw.export.board_fit import check_fits
-from tflw.errors import ConversionError, ModelFileError, OutputDirectoryError
-from tflw.export.c_array import c_array_files
+from tflw.errors import (ArduinoLibraryWarning, ConversionError, ModelFileError,
+                         OutputDirectoryError)
+from tflw.export.c_array import COMPRESSED_ARRAY_NAME, c_array_files
 from tflw.export.c_names import c_identifier
 from tflw.export.convert import is_quantization_aware, to_tflite
 from tflw.model_kind import is_tf_keras_model
-from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size
+from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size, library_notes
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
 from tflw.export.lut import lut_compress
 from tflw.export.names import without_names
@@ -33,6 +35,9 @@ from tflw.export.preflight import check_data, check_flatbuffer
 from tflw.export.verify import VerifyResult, verify
 
 VERIFY_SAMPLES = 200
+COMPRESS_CHOICES = ("auto", "always", "never")
+_RUNTIME_FLASH = json.loads((Path(__file__).parent / "runtime_flash.json").read_text())
+DECODE_CODE_BYTES: int = _RUNTIME_FLASH["decode_bytes"]
 
 
 @dataclass
@@ -50,7 +55,8 @@ class ExportResult:
         verification: TFLite-Micro vs Keras on the sample inputs, when there were any.
         report: the content of `report.json`.
         compressed_path: `model_compressed.tflite`, the LUT-compressed flatbuffer, when
-            some weights have few enough levels (low-bit QAT) for it to be smaller.
+            some weights have few enough levels (low-bit QAT) for it to be smaller and
+            `compress` asked for it (by default: when it pays for DECODE's code).
     """
 
     out_dir: Path
@@ -140,11 +146,12 @@ def _say(progress: bool, message: str) -> None:
 
 
 def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification: VerifyResult,
-                 ship: Callable[[bytes], bytes]):
+                 ship: Callable[[bytes], bytes], compress: str):
     """The LUT-compressed twin of the `named` flatbuffer (as `ship` writes it, beside
-    `shipped`) and its report entry, or (None, None); it must give the uncompressed
-    model's outputs bit for bit in TFLite-Micro."""
-    lut = lut_compress(named)
+    `shipped`), or None where `compress` says not to write it, and its report entry (None
+    where nothing compresses); it must give the uncompressed model's outputs bit for bit
+    in TFLite-Micro."""
+    lut = None if compress == "never" else lut_compress(named)
     if lut is None:
         return None, None
     compressed = ship(lut.model_bytes)
@@ -154,17 +161,24 @@ def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification:
             "the LUT-compressed model's outputs differ from the int8 model's in TFLite-Micro "
             f"(tensors {[t.name for t in lut.tensors]}); export without low-bit weights and "
             "report this model to tflw.")
-    return compressed, {
+    saved = len(shipped) - len(compressed)
+    # DECODE's own code is flash too: compression pays only when it saves more than that.
+    pays = saved > DECODE_CODE_BYTES
+    written = compress == "always" or pays
+    return (compressed if written else None), {
         "flatbuffer_bytes": len(compressed),
         "int8_flatbuffer_bytes": len(shipped),
+        "flash_saved_bytes": saved,
+        "decode_code_bytes": DECODE_CODE_BYTES,
+        "pays": pays,
+        "written": written,
         "arena_bytes_measured": run.arena_bytes,
         "arena_size": arena_size(run.arena_bytes),
         "tensors": [vars(t) for t in lut.tensors],
         "identical_outputs": True,
-        # Measured: neither Arduino port of TFLite-Micro has DECODE yet.
-        "requires": "TFLite-Micro sources from 2025 or later built with compression "
-                    "(USE_TFLM_COMPRESSION) and MicroMutableOpResolver::AddDecode(); the "
-                    "Arduino sketch embeds the uncompressed model.tflite",
+        # Read from their sources: neither Arduino port of TFLite-Micro has DECODE yet.
+        "requires": "TFLite-Micro sources from 2025 or later (MicroMutableOpResolver::"
+                    "AddDecode()); the Arduino sketch embeds the uncompressed model.tflite",
     }
 
 
@@ -215,6 +229,7 @@ def export(
     board: Union[str, boards.Board, None] = None,
     progress: bool = False,
     strip_names: bool = True,
+    compress: str = "auto",
 ) -> ExportResult:
     """Convert, verify in TFLite-Micro, and write the firmware for `model`.
 
@@ -239,6 +254,11 @@ def export(
         strip_names: leave the tensor names out of the flatbuffers written (flash the
             board never reads: 1-2 KB on small models); `report.json` still names each
             op's layer. False keeps them, e.g. to look at model.tflite in Netron.
+        compress: "auto" writes `model_compressed.tflite` (low-bit weights
+            LUT-compressed) only when it saves more flash than TFLite-Micro's DECODE code
+            adds (`DECODE_CODE_BYTES`, measured on a Cortex-M4); "always" writes it
+            whenever weights compress, "never" skips it. The report's "lut" entry says
+            what it saves either way.
 
     Returns:
         An `ExportResult`.
@@ -251,6 +271,8 @@ def export(
         >>> result.verification.parity
         True
     """
+    if compress not in COMPRESS_CHOICES:
+        raise ValueError(f"compress={compress!r}: choose one of {', '.join(COMPRESS_CHOICES)}.")
     model = load_model(model)
     board = None if board is None else boards.get(board)
     if sample_inputs is not None:
@@ -272,16 +294,23 @@ def export(
         if board is not None:
             check_fits(board, len(model_bytes), verification.arena_bytes, info.operators)
         sketch_name = c_identifier(name or model.name)
-        expected = int(np.argmax(verification.outputs[0][0]))
         _say(progress, "looking for low-bit weights to LUT-compress")
-        compressed, lut = _checked_lut(named, model_bytes, inputs, verification, ship)
+        compressed, lut = _checked_lut(named, model_bytes, inputs, verification, ship, compress)
         _say(progress, f"writing the flatbuffer, C array and sketch '{sketch_name}'")
+        for note in library_notes(info):
+            warnings.warn(ArduinoLibraryWarning(note), stacklevel=2)
         sketch = arduino_sketch(
-            info, sketch_name, verification.arena_bytes, inputs[0], expected,
+            info, sketch_name, verification.arena_bytes,
+            info.inputs[0].quantize(inputs[0]),
+            info.outputs[0].quantize(verification.outputs[0][0]),
             "the first sample input" if compared else "all zeros (no sample inputs given)",
             compressed=lut,
         )
         arrays = c_array_files(model_bytes, model_name=sketch_name)
+        if compressed is not None:
+            arrays.update(c_array_files(compressed, model_name=f"{sketch_name} (LUT-compressed)",
+                                        array_name=COMPRESSED_ARRAY_NAME,
+                                        file_stem="model_compressed_data"))
         report = _report(sketch_name, model, info, model_bytes, verification, compared)
         report["board"] = None if board is None else _board_report(board, info, verification)
         report["lut"] = lut

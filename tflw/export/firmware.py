@@ -1,12 +1,13 @@
 """The Arduino sketch: resolver, arena and I/O quantization taken from the flatbuffer.
 
 ```python
-files = arduino_sketch(model_bytes, name="mnist_cnn", arena_bytes=21504,
-                       sample_input=x_test[0], expected_class=7)
+text = arduino_sketch(info, name="mnist_cnn", arena_bytes=21504, sample_input=x_q[0],
+                      sample_output=y_q[0], sample_description="a test digit")
 ```
 """
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -15,11 +16,12 @@ import numpy as np
 from tflw import __version__
 from tflw.errors import ConversionError
 from tflw.export.c_array import ARRAY_NAME
+from tflw.export.c_literals import c_float, c_int_array
 from tflw.export.flatbuffer import FlatbufferInfo
 from tflw.export.templates import render
 
-# The host interpreter's reference kernels and the 32-bit MCU build differ a little in what
-# they allocate (optimized kernels such as CMSIS-NN add scratch buffers): keep a margin.
+# Optimized kernels such as CMSIS-NN allocate scratch buffers the host's reference kernels
+# do not: keep a margin over the host's measured arena.
 ARENA_MARGIN = 0.10
 CHIRALE_VERSION = "2.0.0"
 ARDUINO_EXAMPLES_VERSION = "2.4.0-ALPHA"
@@ -28,6 +30,9 @@ VALUES_PER_LINE = 8
 # BuiltinOperator name -> MicroMutableOpResolver method, read from TFLite-Micro's
 # micro_mutable_op_resolver.h (Aug 2026).
 RESOLVER_METHODS = json.loads((Path(__file__).parent / "tflm_resolver_methods.json").read_text())
+# What each Arduino port of TFLite-Micro lacks, read from its sources (the file says how).
+ARDUINO_LIBRARIES = json.loads(
+    (Path(__file__).parent / "arduino_libraries.json").read_text())["libraries"]
 
 
 def arena_size(measured_bytes: int) -> int:
@@ -50,36 +55,79 @@ def resolver_calls(info: FlatbufferInfo) -> list:
     return lines
 
 
-def _compressed_note(compressed: Optional[dict]) -> str:
-    """Comment lines on the LUT-compressed model, or nothing when there is none."""
+def _compressed_note(compressed: Optional[dict], op_count: int) -> str:
+    """Comment lines on the LUT-compressed model written beside this one, or nothing."""
     if compressed is None:
         return ""
+    if not compressed["written"]:
+        return ("//\n"
+                f"// LUT-compressing the low-bit weights would save {compressed['flash_saved_bytes']:,} "
+                "bytes, less than the\n"
+                f"// {compressed['decode_code_bytes']:,} bytes of TFLite-Micro's DECODE code, "
+                "so no compressed model is written\n// (tflw export --compress always writes it).\n")
     bits = sorted({tensor["bits"] for tensor in compressed["tensors"]})
     return (
         "//\n"
         f"// A smaller model is beside this one: model_compressed.tflite, "
         f"{compressed['flatbuffer_bytes']:,} bytes instead of\n"
-        f"// {compressed['int8_flatbuffer_bytes']:,}, its weights LUT-compressed to {'/'.join(map(str, bits))} "
-        "bits (TFLite-Micro's DECODE op). It needs\n"
-        "// TFLite-Micro built from 2025 or later sources with USE_TFLM_COMPRESSION=1, one more\n"
-        "// resolver slot for resolver.AddDecode(), and kTensorArenaSize = "
-        f"{compressed['arena_size']} (DECODE expands\n"
-        "// weights into the arena). Neither Arduino library above has DECODE yet, so this\n"
-        "// sketch embeds the uncompressed model.\n"
+        f"// {compressed['int8_flatbuffer_bytes']:,}, its weights LUT-compressed to "
+        f"{'/'.join(map(str, bits))} bits (TFLite-Micro's DECODE op), as a C array in\n"
+        "// model_compressed_data.h/.cc (g_model_compressed_data). DECODE's code adds about "
+        f"{compressed['decode_code_bytes']:,} bytes\n"
+        "// of flash; it runs on TFLite-Micro sources from 2025 or later, whose\n"
+        "// MicroMutableOpResolver has AddDecode(). To use it: include model_compressed_data.h,\n"
+        f"// pass g_model_compressed_data to GetModel, make the resolver "
+        f"MicroMutableOpResolver<{op_count + 1}>, add\n"
+        "// resolver.AddDecode(), and set kTensorArenaSize = "
+        f"{compressed['arena_size']} (DECODE expands weights into the arena).\n"
     )
 
 
-def _float_list(values: np.ndarray) -> str:
-    flat = [f"{float(v):.8g}f" for v in np.asarray(values, np.float32).ravel()]
-    rows = [", ".join(flat[i:i + VALUES_PER_LINE]) for i in range(0, len(flat), VALUES_PER_LINE)]
-    return ",\n".join(f"    {row}" for row in rows)
+def library_notes(info: FlatbufferInfo) -> list:
+    """What each Arduino library `ARDUINO_LIBRARIES` lists cannot run of this model: one
+    sentence per library with a problem."""
+    methods = {RESOLVER_METHODS.get(op.name) for op in info.ops}
+    int16 = info.inputs[0].dtype == "INT16"
+    notes = []
+    for library in ARDUINO_LIBRARIES:
+        missing = sorted(methods & set(library["missing_resolver_methods"]))
+        broken = sorted(op.name for op in info.ops if op.name in library["int16_problems"]) if int16 else []
+        problems = ([f"it has no {', '.join(missing)} (the sketch does not compile there)"]
+                    if missing else [])
+        problems += [f"int16 {op}: {library['int16_problems'][op]}" for op in broken]
+        if problems:
+            notes.append(f"{library['name']} {library['version']} cannot run this model: "
+                         + "; ".join(problems) + ".")
+    return notes
+
+
+def _library_comment(notes: list) -> str:
+    if not notes:
+        return ""
+    lines = ["//", "// Measured limits of the Arduino libraries above (tflw export warned of these):"]
+    for note in notes:
+        lines += [f"//   {line}" for line in textwrap.wrap(note, 88)]
+    return "\n".join(lines) + "\n"
+
+
+def _c_type(dtype: str) -> tuple:
+    """The C type and TfLiteTensor data field of an int8 (or 16x8 int16) tensor."""
+    return ("int16_t", "i16") if dtype == "INT16" else ("int8_t", "int8")
 
 
 def _io_type(dtype: str) -> dict:
-    """The C type, TfLiteTensor data field and limits of int8 (or 16x8 int16) I/O."""
-    bits = 16 if dtype == "INT16" else 8
-    return {"io_type": f"int{bits}_t", "io_field": f"int{bits}" if bits == 8 else "i16",
-            "io_min": -(2 ** (bits - 1)), "io_max": 2 ** (bits - 1) - 1}
+    """The C type, TfLiteTensor data field and limits of the model's input."""
+    limits = np.iinfo(np.int16 if dtype == "INT16" else np.int8)
+    io_type, io_field = _c_type(dtype)
+    return {"io_type": io_type, "io_field": io_field, "io_min": limits.min, "io_max": limits.max}
+
+
+def arena_comment(arena_bytes: int) -> str:
+    """Where `kTensorArenaSize` comes from, as one C++ comment line's text."""
+    return (f"The host (64-bit) TFLite-Micro interpreter needed {arena_bytes} bytes; a 32-bit MCU "
+            f"needs\n// less (its pointers are half as wide). Plus a {int(ARENA_MARGIN * 100)} % "
+            "margin, rounded up to 16;\n// `tflw firmware check --target cortex-m4` measures "
+            "the 32-bit arena.")
 
 
 def arduino_sketch(
@@ -87,13 +135,23 @@ def arduino_sketch(
     name: str,
     arena_bytes: int,
     sample_input: np.ndarray,
-    expected_class: int,
+    sample_output: np.ndarray,
     sample_description: str,
     compressed: Optional[dict] = None,
 ) -> str:
-    """The `.ino` text for a model with flatbuffer facts `info`; `compressed` is export's
-    report of a LUT-compressed twin, which the sketch describes but does not embed."""
+    """The `.ino` text for a model with flatbuffer facts `info`.
+
+    Args:
+        info: the flatbuffer's facts.
+        name: the sketch's name.
+        arena_bytes: the arena measured in the host TFLite-Micro interpreter.
+        sample_input: one input sample as the model takes it (int8/int16 codes).
+        sample_output: the host interpreter's output codes for it.
+        sample_description: where the sample came from, for a comment.
+        compressed: export's report of a LUT-compressed twin, which the sketch describes.
+    """
     first_input, first_output = info.inputs[0], info.outputs[0]
+    output_type, output_field = _c_type(first_output.dtype)
     return render(
         "arduino/sketch.ino",
         model_name=name,
@@ -101,20 +159,24 @@ def arduino_sketch(
         chirale_version=CHIRALE_VERSION,
         arduino_examples_version=ARDUINO_EXAMPLES_VERSION,
         op_list_comment="\n".join(f"//   {op.name} v{op.version}" for op in info.ops),
-        compressed_note=_compressed_note(compressed),
-        arena_measured=arena_bytes,
-        arena_margin_percent=int(ARENA_MARGIN * 100),
+        library_notes=_library_comment(library_notes(info)),
+        compressed_note=_compressed_note(compressed, len(info.ops)),
+        arena_comment=arena_comment(arena_bytes),
         arena_size=arena_size(arena_bytes),
         sample_description=sample_description,
         input_length=int(np.prod(first_input.shape)),
-        sample_input=_float_list(sample_input),
-        expected_class=int(expected_class),
+        sample_input=c_int_array(sample_input, VALUES_PER_LINE),
+        output_length=int(np.prod(first_output.shape)),
+        output_type=output_type,
+        output_field=output_field,
+        expected_output=c_int_array(sample_output, VALUES_PER_LINE),
+        expected_class=int(np.argmax(sample_output)),
         array_name=ARRAY_NAME,
         op_count=len(info.ops),
         resolver_calls="\n".join(resolver_calls(info)),
         **_io_type(first_input.dtype),
-        input_scale=f"{first_input.scale:.9g}",
+        input_scale=c_float(first_input.scale),
         input_zero_point=first_input.zero_point,
-        output_scale=f"{first_output.scale:.9g}",
+        output_scale=c_float(first_output.scale),
         output_zero_point=first_output.zero_point,
     )

@@ -1,0 +1,2 @@
+// Stub: see tflm_api.h.
+#include "tflm_api.h"
