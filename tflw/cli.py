@@ -68,6 +68,26 @@ def _report(args) -> None:
         analysis.check_fits()
 
 
+def _firmware_check(args) -> None:
+    import json
+
+    from tflw.firmware import check_firmware
+
+    check = check_firmware(args.out_dir, args.tflm, cmsis_nn=args.cmsis_nn, target=args.target,
+                           inputs=_load_array(args.inputs), samples=args.samples)
+    print(check.sketch_output)
+    print(f"{check.target}, {check.kernels} kernels: {check.identical_samples} of {check.samples} "
+          f"samples bit-identical to the Python interpreter (largest difference "
+          f"{check.max_lsb_difference} LSB)")
+    print(f"arena: {check.arena_used_bytes:,} B used on {check.target} "
+          f"({check.python_arena_bytes:,} B measured by export in the Python interpreter)")
+    if check.flash:
+        print("flash: " + ", ".join(f"{part} {size:,} B" for part, size in check.flash.items()))
+    if args.json:
+        with open(args.json, "w") as stream:
+            json.dump(check.as_dict(), stream, indent=2)
+
+
 def parser() -> argparse.ArgumentParser:
     from tflw.boards import BOARDS
 
@@ -115,6 +135,22 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="folder for report.md, analysis.json and layers.png "
                         "(needs matplotlib)")
     report.set_defaults(run=_report)
+
+    firmware = commands.add_parser("firmware", help="build and run exported firmware")
+    firmware_commands = firmware.add_subparsers(dest="firmware_command", required=True)
+    fcheck = firmware_commands.add_parser(
+        "check", help="build the exported sketch against a TFLite-Micro tree, run it on the "
+        "host or qemu's Cortex-M4, compare with the Python interpreter bit for bit")
+    fcheck.add_argument("out_dir", help="the folder tflw export wrote")
+    fcheck.add_argument("--tflm", required=True, help="a TFLite-Micro source tree (its "
+                        "third_party_downloads done once)")
+    fcheck.add_argument("--cmsis-nn", help="a CMSIS-NN source tree: use its kernels")
+    fcheck.add_argument("--target", choices=("host", "cortex-m4"), default="host",
+                        help="host (g++) or cortex-m4 (arm-none-eabi-g++ under qemu-system-arm)")
+    fcheck.add_argument("--inputs", help=".npy of float inputs (default: random codes)")
+    fcheck.add_argument("--samples", type=int, default=50, help="inputs to run (default: 50)")
+    fcheck.add_argument("--json", help="also write the result to this JSON file")
+    fcheck.set_defaults(run=_firmware_check)
     return main
 
 

@@ -86,3 +86,8 @@ class SilentActivationWarning(UserWarning):
 class ArduinoLibraryWarning(UserWarning):
     """The Arduino library the sketch names lacks an op, or runs one of the model's int16
     kernels wrongly: the sketch will not compile or not give the verified outputs there."""
+
+
+class FirmwareBuildError(TflwError):
+    """A firmware build for `tflw firmware check` failed: a missing TFLite-Micro tree,
+    download or compiler, or a file that does not compile (names it and the fix)."""

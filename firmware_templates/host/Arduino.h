@@ -25,7 +25,7 @@ class HostSerial {
   void println(unsigned long value) { printf("%lu\n", value); }
 };
 
-static HostSerial Serial;
+inline HostSerial Serial;
 
 inline unsigned long micros() {
   return static_cast<unsigned long>(clock() * (1000000.0 / CLOCKS_PER_SEC));

@@ -28,7 +28,8 @@ def exported(pixels, tmp_path_factory):
     x = keras.layers.Conv2D(32, 3, activation="relu")(x)
     model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
     qat = tflw.quantize_model(model, calibration_data=pixels, weight_bits=4)
-    return tflw.export(qat, tmp_path_factory.mktemp("zp") / "out", sample_inputs=pixels)
+    return tflw.export(qat, tmp_path_factory.mktemp("zp") / "out", sample_inputs=pixels,
+                       compress="always")
 
 
 def test_the_compressed_model_keeps_one_zero_point_per_tensor_and_its_outputs(exported):

@@ -1,1 +1,0 @@
-// Stub of the Arduino library's umbrella header: the TFLite-Micro API is in tflm_api.h.

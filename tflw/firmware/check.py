@@ -1,0 +1,236 @@
+"""`check_firmware`: build an exported sketch against a TFLite-Micro tree, run it on this
+host or on qemu's Cortex-M4, and compare every output with the Python interpreter's.
+
+```python
+check = check_firmware("tflw-demo", tflm="~/tflite-micro", target="cortex-m4")
+check.bit_exact, check.arena_used_bytes, check.flash["kernels"]
+```
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from tflw.errors import FirmwareBuildError, InputMismatchError, ModelFileError
+from tflw.export.flatbuffer import read_flatbuffer
+from tflw.export.templates import template_folder
+from tflw.export.tflm import run_tflm
+from tflw.firmware.flash_map import flash_by_part
+from tflw.firmware.tflm_build import TARGETS, TflmLibrary, build_tflm, check_tree
+
+QEMU = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
+        "-serial", "none", "-semihosting-config", "enable=on,target=native"]
+M4_LINK = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections"]
+
+
+@dataclass
+class FirmwareCheck:
+    """What the built sketch computed, against the Python TFLite-Micro interpreter.
+
+    Attributes:
+        target: "host" or "cortex-m4" (qemu mps2-an386).
+        kernels: "reference" or "cmsis_nn".
+        samples: inputs run.
+        identical_samples: samples whose every output value equals the Python interpreter's.
+        max_lsb_difference: largest |firmware - Python| over all output values, in LSBs.
+        arena_used_bytes: `arena_used_bytes()` of the built firmware (its own word size).
+        python_arena_bytes: the arena export measured in the Python interpreter.
+        sketch_output: what the sketch's setup() and loop() printed for its own sample.
+        flash: Cortex-M4 only: bytes of flash by part (model, sketch, TFLite-Micro runtime,
+            kernels, DECODE, C library and start-up, total).
+    """
+
+    target: str
+    kernels: str
+    samples: int
+    identical_samples: int
+    max_lsb_difference: int
+    arena_used_bytes: int
+    python_arena_bytes: int
+    sketch_output: str
+    flash: Optional[dict] = None
+
+    @property
+    def bit_exact(self) -> bool:
+        return self.identical_samples == self.samples
+
+    def as_dict(self) -> dict:
+        return dict(vars(self), bit_exact=self.bit_exact)
+
+
+def _sketch(out_dir: Path) -> Path:
+    sketches = sorted((out_dir / "arduino").glob("*/*.ino"))
+    for needed in [out_dir / "model.tflite", out_dir / "report.json"]:
+        if not needed.is_file():
+            raise ModelFileError(f"'{needed}' is missing: give the folder tflw export wrote.")
+    if len(sketches) != 1:
+        raise ModelFileError(f"'{out_dir / 'arduino'}' holds {len(sketches)} sketches, not one: "
+                             "give the folder tflw export wrote.")
+    return sketches[0]
+
+
+def _inputs(info, inputs: Optional[np.ndarray], samples: int) -> list:
+    """Quantized inputs: `inputs` (float, sample axis first) or random codes (seed 0)."""
+    if inputs is None:
+        rng = np.random.default_rng(0)
+        return [rng.integers(np.iinfo(t.numpy_dtype).min, np.iinfo(t.numpy_dtype).max + 1,
+                             (samples, *t.shape[1:])).astype(t.numpy_dtype) for t in info.inputs]
+    if len(info.inputs) != 1 or tuple(np.shape(inputs)[1:]) != info.inputs[0].shape[1:]:
+        raise InputMismatchError(
+            f"inputs of shape {np.shape(inputs)} do not fit the model's input "
+            f"{info.inputs[0].shape[1:]} (the first axis counts samples).")
+    return [info.inputs[0].quantize(np.asarray(inputs)[:samples])]
+
+
+def _compile_and_link(library: TflmLibrary, sketch: Path, work: Path) -> Path:
+    target = library.target
+    templates = template_folder()
+    sources = [templates / "host/check_main.cc", sketch.parent / "model_data.cc"]
+    flags = ["-std=c++17", target.optimization, *target.flags, "-DTF_LITE_STATIC_MEMORY",
+             *library.defines, "-fno-rtti", "-fno-exceptions", "-ffunction-sections",
+             "-fdata-sections", "-include", "Arduino.h", f"-I{templates / 'host'}",
+             f"-I{sketch.parent}", *(f"-isystem{d}" for d in library.include_dirs),
+             f'-DTFLW_SKETCH="{sketch}"']
+    binary = work / ("check.elf" if target.name == "cortex-m4" else "check")
+    link = []
+    if target.name == "cortex-m4":
+        sources.append(templates / "qemu/startup.cc")
+        link = [*M4_LINK, f"-T{templates / 'qemu/mps2_an386.ld'}", f"-Wl,-Map={work / 'check.map'}"]
+    objects = []
+    # one object per source, named for it: the linker map then tells model from sketch
+    for source in sources:
+        objects.append(work / f"{source.stem}.o")
+        _run_compiler([target.cxx, *flags, "-x", "c++", "-c", str(source), "-o",
+                       str(objects[-1])], sketch, target.name)
+    _run_compiler([target.cxx, *target.flags, *map(str, objects), str(library.archive), *link,
+                   "-o", str(binary)], sketch, target.name)
+    return binary
+
+
+def _run_compiler(command: list, sketch: Path, target: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise FirmwareBuildError(f"the sketch '{sketch}' did not build for {target} against "
+                                 f"TFLite-Micro:\n{done.stderr[-3000:]}")
+
+
+def _run(binary: Path, target: str, work: Path, timeout_s: float) -> str:
+    command = [*QEMU, "-kernel", str(binary)] if target == "cortex-m4" else [str(binary)]
+    if target == "cortex-m4" and shutil.which("qemu-system-arm") is None:
+        raise FirmwareBuildError("qemu-system-arm is not installed: the cortex-m4 check runs "
+                                 "under it (Debian: apt-get install qemu-system-arm).")
+    try:
+        done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as error:
+        raise FirmwareBuildError(f"the firmware did not finish within {timeout_s:.0f} s on "
+                                 f"{target}.") from error
+    if "tflw-arena" not in done.stdout:
+        raise FirmwareBuildError(f"the firmware failed on {target} (exit {done.returncode}):\n"
+                                 f"{(done.stdout + done.stderr)[-2000:]}")
+    return done.stdout
+
+
+def _split_outputs(raw: bytes, info, samples: int) -> list:
+    """The output file (each sample's outputs in order) as one array per output."""
+    dtypes = [np.dtype(t.numpy_dtype) for t in info.outputs]
+    sizes = [int(np.prod(t.shape[1:])) for t in info.outputs]
+    per_sample = sum(d.itemsize * n for d, n in zip(dtypes, sizes))
+    if len(raw) != per_sample * samples:
+        raise FirmwareBuildError(f"the firmware wrote {len(raw)} output bytes, not "
+                                 f"{per_sample * samples} for {samples} samples.")
+    rows = np.frombuffer(raw, np.uint8).reshape(samples, per_sample)
+    arrays, start = [], 0
+    for dtype, size, tensor in zip(dtypes, sizes, info.outputs):
+        width = dtype.itemsize * size
+        arrays.append(rows[:, start:start + width].copy().view(dtype).reshape(samples, *tensor.shape[1:]))
+        start += width
+    return arrays
+
+
+def check_firmware(
+    out_dir: Union[str, os.PathLike],
+    tflm: Union[str, os.PathLike],
+    cmsis_nn: Union[str, os.PathLike, None] = None,
+    target: str = "host",
+    inputs: Optional[np.ndarray] = None,
+    samples: int = 50,
+    timeout_s: float = 600.0,
+) -> FirmwareCheck:
+    """Build the sketch `tflw export` wrote into `out_dir` against the TFLite-Micro tree
+    `tflm` (and CMSIS-NN's kernels where `cmsis_nn` names a CMSIS-NN tree), run it, and
+    compare its outputs with the Python TFLite-Micro interpreter's, bit for bit.
+
+    The firmware is the sketch itself (its setup() and one loop(), which prints how far
+    its own sample is from the host's answer), then every input through the same
+    interpreter. The library build is kept under TFLW_CACHE_DIR (default ~/.cache/tflw):
+    the first call for a tree and target compiles it (minutes), later calls relink.
+
+    Args:
+        out_dir: the folder `tflw.export` wrote.
+        tflm: a TFLite-Micro source tree whose third-party downloads are in place.
+        cmsis_nn: a CMSIS-NN source tree, to build TFLite-Micro's cmsis_nn kernels.
+        target: "host" (g++) or "cortex-m4" (arm-none-eabi-g++, run under
+            qemu-system-arm's mps2-an386; also measures flash by part).
+        inputs: float inputs, sample axis first (default: random codes, seed 0).
+        samples: how many inputs to run.
+        timeout_s: the firmware is stopped after this long.
+
+    Returns:
+        A `FirmwareCheck`.
+
+    Raises:
+        FirmwareBuildError: a missing tree, download or tool, or a build or run failure.
+        ModelFileError: `out_dir` is not what export writes.
+
+    Example:
+        >>> check = tflw.firmware.check_firmware("tflw-demo", "~/tflite-micro", target="cortex-m4")
+        >>> check.bit_exact, check.arena_used_bytes
+        (True, 11412)
+    """
+    if target not in TARGETS:
+        raise FirmwareBuildError(f"target '{target}': choose one of {', '.join(TARGETS)}.")
+    out_dir = Path(out_dir)
+    sketch = _sketch(out_dir)
+    tflm = Path(tflm).expanduser()
+    cmsis_nn = None if cmsis_nn is None else Path(cmsis_nn).expanduser()
+    check_tree(tflm, cmsis_nn)  # before the Python interpreter's run, not after
+    model_bytes = (out_dir / "model.tflite").read_bytes()
+    info = read_flatbuffer(model_bytes)
+    quantized = _inputs(info, inputs, samples)
+    count = len(quantized[0])
+    expected = run_tflm(model_bytes, quantized, output_count=len(info.outputs)).outputs
+    library = build_tflm(tflm, TARGETS[target], cmsis_nn)
+    with tempfile.TemporaryDirectory(prefix="tflw-firmware-") as folder:
+        work = Path(folder)
+        binary = _compile_and_link(library, sketch, work)
+        with open(work / "tflw_inputs.bin", "wb") as stream:
+            for sample in range(count):
+                for values in quantized:
+                    stream.write(np.ascontiguousarray(values[sample]).tobytes())
+        printed = _run(binary, target, work, timeout_s)
+        got = _split_outputs((work / "tflw_outputs.bin").read_bytes(), info, count)
+        flash = flash_by_part((work / "check.map").read_text()) if target == "cortex-m4" else None
+    differences = [np.abs(a.astype(np.int64) - b.astype(np.int64)).reshape(count, -1)
+                   for a, b in zip(got, expected)]
+    identical = np.all([d.max(axis=1) == 0 for d in differences], axis=0)
+    report = json.loads((out_dir / "report.json").read_text())
+    return FirmwareCheck(
+        target=target,
+        kernels="reference" if cmsis_nn is None else "cmsis_nn",
+        samples=count,
+        identical_samples=int(identical.sum()),
+        max_lsb_difference=int(max(d.max() for d in differences)),
+        arena_used_bytes=int(re.search(r"tflw-arena (\d+)", printed).group(1)),
+        python_arena_bytes=int(report["arena_bytes_measured"]),
+        sketch_output="\n".join(line for line in printed.splitlines()
+                                if not line.startswith("tflw-")),
+        flash=flash,
+    )
