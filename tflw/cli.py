@@ -74,7 +74,8 @@ def _firmware_check(args) -> None:
     from tflw.firmware import check_firmware
 
     check = check_firmware(args.out_dir, args.tflm, cmsis_nn=args.cmsis_nn, target=args.target,
-                           inputs=_load_array(args.inputs), samples=args.samples)
+                           inputs=_load_array(args.inputs), samples=args.samples,
+                           model=args.model)
     print(check.sketch_output)
     print(f"{check.target}, {check.kernels} kernels: {check.identical_samples} of {check.samples} "
           f"samples bit-identical to the Python interpreter (largest difference "
@@ -83,6 +84,16 @@ def _firmware_check(args) -> None:
           f"({check.python_arena_bytes:,} B measured by export in the Python interpreter)")
     if check.flash:
         print("flash: " + ", ".join(f"{part} {size:,} B" for part, size in check.flash.items()))
+    for op in check.op_differences or []:
+        if op["differing_values"]:
+            start = "starts here" if op["inputs_identical"] else "carried from an earlier op"
+            print(f"  op {op['position']} {op['op']}: {op['differing_values']} values differ "
+                  f"from the reference kernels, up to {op['max_lsb_difference']} LSB ({start})")
+    if args.write_arena:
+        from tflw.firmware import record_arena
+
+        print(f"kTensorArenaSize = {record_arena(args.out_dir, check)} in the sketch, from "
+              f"the {check.target} measurement")
     if args.json:
         with open(args.json, "w") as stream:
             json.dump(check.as_dict(), stream, indent=2)
@@ -149,7 +160,11 @@ def parser() -> argparse.ArgumentParser:
                         help="host (g++) or cortex-m4 (arm-none-eabi-g++ under qemu-system-arm)")
     fcheck.add_argument("--inputs", help=".npy of float inputs (default: random codes)")
     fcheck.add_argument("--samples", type=int, default=50, help="inputs to run (default: 50)")
+    fcheck.add_argument("--model", choices=("int8", "compressed"), default="int8",
+                        help="the sketch's model, or model_compressed.tflite with DECODE")
     fcheck.add_argument("--json", help="also write the result to this JSON file")
+    fcheck.add_argument("--write-arena", action="store_true",
+                        help="set the sketch's kTensorArenaSize to the arena measured here")
     fcheck.set_defaults(run=_firmware_check)
     return main
 

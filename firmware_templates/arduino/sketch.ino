@@ -39,6 +39,8 @@ ${expected_output}
 };
 constexpr int kExpectedClass = ${expected_class};
 
+// Exactly the ops the flatbuffer uses (added in setup()).
+tflite::MicroMutableOpResolver<${op_count}> resolver;
 tflite::MicroInterpreter* interpreter = nullptr;
 
 void halt(const char* message) {
@@ -58,8 +60,6 @@ void setup() {
     halt("Model schema version differs from the library's: update the library.");
   }
 
-  // Exactly the ops the flatbuffer uses.
-  static tflite::MicroMutableOpResolver<${op_count}> resolver;
 ${resolver_calls}
 
   static tflite::MicroInterpreter static_interpreter(model, resolver, tensor_arena,

@@ -1,13 +1,55 @@
 // tflw firmware check: the sketch as written (its setup() and one loop()), then every
 // sample of an input file through the same interpreter, outputs to a file.
-// Built with -include Arduino.h and -DTFLW_SKETCH="path/to/sketch.ino".
+// Built with -include Arduino.h, -DTFLW_SKETCH="path/to/sketch.ino" and
+// -DTFLW_MODEL_ARRAY=<the C array the sketch runs>.
+// With -DTFLW_DUMP_TENSORS the inputs run through a second interpreter, on the same model
+// and resolver, that keeps every tensor, and each tensor of each sample is written to
+// tflw_tensors.bin (index, byte count, bytes): what tells which op's kernel differs.
 #include <stdio.h>
+#include <stdlib.h>
 
 #include TFLW_SKETCH
+
+#ifdef TFLW_DUMP_TENSORS
+#include "tensorflow/lite/micro/memory_helpers.h"
+
+namespace {
+
+tflite::MicroInterpreter* preserving_interpreter(FILE* dump) {
+  // Every tensor kept: a few times the sketch's arena, from the heap.
+  const size_t size = 8 * kTensorArenaSize + 65536;
+  uintptr_t block = reinterpret_cast<uintptr_t>(malloc(size + 16));
+  uint8_t* arena = reinterpret_cast<uint8_t*>((block + 15) & ~static_cast<uintptr_t>(15));
+  static tflite::MicroInterpreter kept(tflite::GetModel(TFLW_MODEL_ARRAY), resolver, arena, size,
+                                       nullptr, nullptr, true);
+  if (kept.AllocateTensors() != kTfLiteOk || dump == nullptr) {
+    printf("tflw-error the tensor-keeping interpreter did not allocate\n");
+    exit(4);
+  }
+  return &kept;
+}
+
+void dump_tensors(tflite::MicroInterpreter* kept, FILE* dump) {
+  const auto* tensors = tflite::GetModel(TFLW_MODEL_ARRAY)->subgraphs()->Get(0)->tensors();
+  for (uint32_t i = 0; i < tensors->size(); ++i) {
+    TfLiteEvalTensor* tensor = kept->GetTensor(static_cast<int>(i));
+    size_t bytes = 0;
+    if (tensor == nullptr || tflite::TfLiteEvalTensorByteLength(tensor, &bytes) != kTfLiteOk) {
+      continue;
+    }
+    const uint32_t header[2] = {i, static_cast<uint32_t>(bytes)};
+    fwrite(header, sizeof(header), 1, dump);
+    fwrite(tensor->data.raw, 1, bytes, dump);
+  }
+}
+
+}  // namespace
+#endif
 
 int main(int argc, char** argv) {
   const char* input_path = argc > 2 ? argv[1] : "tflw_inputs.bin";
   const char* output_path = argc > 2 ? argv[2] : "tflw_outputs.bin";
+  setvbuf(stdout, nullptr, _IONBF, 0);  // a sketch that halts loops forever: keep its words
   setup();
   loop();
   FILE* inputs = fopen(input_path, "rb");
@@ -17,6 +59,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   long samples = 0;
+#ifdef TFLW_DUMP_TENSORS
+  FILE* dump = fopen("tflw_tensors.bin", "wb");
+  interpreter = preserving_interpreter(dump);
+#endif
   while (true) {
     bool complete = true;
     for (size_t i = 0; i < interpreter->inputs_size() && complete; ++i) {
@@ -34,10 +80,16 @@ int main(int argc, char** argv) {
       TfLiteTensor* output = interpreter->output(i);
       fwrite(output->data.raw, 1, output->bytes, outputs);
     }
+#ifdef TFLW_DUMP_TENSORS
+    dump_tensors(interpreter, dump);
+#endif
     ++samples;
   }
   fclose(inputs);
   fclose(outputs);
+#ifdef TFLW_DUMP_TENSORS
+  fclose(dump);
+#endif
   printf("tflw-samples %ld\ntflw-arena %lu\n", samples,
          static_cast<unsigned long>(interpreter->arena_used_bytes()));
   return 0;

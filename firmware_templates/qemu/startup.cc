@@ -12,6 +12,11 @@ void __libc_init_array(void);
 void initialise_monitor_handles(void);
 int main(int argc, char** argv);
 
+// What the C runtime's start files would define; this build links none (-nostartfiles).
+void* __dso_handle = nullptr;
+void _init(void) {}
+void _fini(void) {}
+
 void tflw_reset(void) {
   volatile uint32_t* cpacr = reinterpret_cast<volatile uint32_t*>(0xE000ED88);
   *cpacr |= 0xFu << 20;  // CP10 and CP11: the FPU that -mfloat-abi=hard code uses

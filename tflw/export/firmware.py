@@ -7,6 +7,7 @@ text = arduino_sketch(info, name="mnist_cnn", arena_bytes=21504, sample_input=x_
 """
 
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Optional
@@ -123,11 +124,25 @@ def _io_type(dtype: str) -> dict:
 
 
 def arena_comment(arena_bytes: int) -> str:
-    """Where `kTensorArenaSize` comes from, as one C++ comment line's text."""
-    return (f"The host (64-bit) TFLite-Micro interpreter needed {arena_bytes} bytes; a 32-bit MCU "
-            f"needs\n// less (its pointers are half as wide). Plus a {int(ARENA_MARGIN * 100)} % "
-            "margin, rounded up to 16;\n// `tflw firmware check --target cortex-m4` measures "
-            "the 32-bit arena.")
+    """Where `kTensorArenaSize` comes from, as the text of C++ comment lines."""
+    return (f"The host (64-bit) TFLite-Micro interpreter needed {arena_bytes} bytes; plus a "
+            f"{int(ARENA_MARGIN * 100)} % margin, rounded up\n// to 16. A 32-bit MCU needs less "
+            "(4-byte pointers), CMSIS-NN kernels a little scratch more:\n// `tflw firmware check "
+            "OUT_DIR --tflm TREE --target cortex-m4 --write-arena` sets this to\n// the arena "
+            "measured there.")
+
+
+def with_arena(sketch_text: str, arena_bytes: int, comment: str) -> str:
+    """`sketch_text` with `kTensorArenaSize` set to `arena_bytes` rounded up to 16 and the
+    comment lines above it replaced by `comment`."""
+    size = (arena_bytes + 15) // 16 * 16
+    lines = "\n".join(f"// {line}" for line in textwrap.wrap(comment, 88))
+    changed, count = re.subn(r"(?:// [^\n]*\n)+constexpr int kTensorArenaSize = \d+;",
+                             f"{lines}\nconstexpr int kTensorArenaSize = {size};", sketch_text)
+    if count != 1:
+        raise ConversionError("the sketch has no `constexpr int kTensorArenaSize` line tflw "
+                              "wrote: export it again, then record the arena.")
+    return changed
 
 
 def arduino_sketch(

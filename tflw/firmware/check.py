@@ -20,15 +20,19 @@ from typing import Optional, Union
 import numpy as np
 
 from tflw.errors import FirmwareBuildError, InputMismatchError, ModelFileError
+from tflw.export.c_array import ARRAY_NAME, COMPRESSED_ARRAY_NAME
 from tflw.export.flatbuffer import read_flatbuffer
 from tflw.export.templates import template_folder
 from tflw.export.tflm import run_tflm
 from tflw.firmware.flash_map import flash_by_part
+from tflw.firmware.tensor_dump import op_differences
 from tflw.firmware.tflm_build import TARGETS, TflmLibrary, build_tflm, check_tree
 
 QEMU = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
         "-serial", "none", "-semihosting-config", "enable=on,target=native"]
-M4_LINK = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections"]
+PER_OP_SAMPLES = 5
+M4_LINK = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections",
+           "-u", "_printf_float"]  # newlib-nano prints floats only when asked
 
 
 @dataclass
@@ -38,6 +42,7 @@ class FirmwareCheck:
     Attributes:
         target: "host" or "cortex-m4" (qemu mps2-an386).
         kernels: "reference" or "cmsis_nn".
+        model: "int8" (the sketch's model) or "compressed" (the LUT-compressed twin).
         samples: inputs run.
         identical_samples: samples whose every output value equals the Python interpreter's.
         max_lsb_difference: largest |firmware - Python| over all output values, in LSBs.
@@ -46,10 +51,14 @@ class FirmwareCheck:
         sketch_output: what the sketch's setup() and loop() printed for its own sample.
         flash: Cortex-M4 only: bytes of flash by part (model, sketch, TFLite-Micro runtime,
             kernels, DECODE, C library and start-up, total).
+        op_differences: with CMSIS-NN and `per_op`: each op's output values that differ
+            from the reference kernels' on the same target, and whether its inputs were
+            identical (then that op's kernel is where a difference starts).
     """
 
     target: str
     kernels: str
+    model: str
     samples: int
     identical_samples: int
     max_lsb_difference: int
@@ -57,6 +66,7 @@ class FirmwareCheck:
     python_arena_bytes: int
     sketch_output: str
     flash: Optional[dict] = None
+    op_differences: Optional[list] = None
 
     @property
     def bit_exact(self) -> bool:
@@ -66,7 +76,36 @@ class FirmwareCheck:
         return dict(vars(self), bit_exact=self.bit_exact)
 
 
-def _sketch(out_dir: Path) -> Path:
+def compressed_sketch(sketch_text: str, lut: dict) -> str:
+    """The sketch changed as its note says to run `model_compressed.tflite`: the compressed
+    C array, one more resolver slot for AddDecode(), and the compressed model's arena."""
+    slots = re.search(r"^tflite::MicroMutableOpResolver<(\d+)> resolver;", sketch_text, re.M)
+    changes = [
+        ('#include "model_data.h"', '#include "model_compressed_data.h"'),
+        (f"GetModel({ARRAY_NAME})", f"GetModel({COMPRESSED_ARRAY_NAME})"),
+        (slots.group(0), f"tflite::MicroMutableOpResolver<{int(slots.group(1)) + 1}> resolver;"),
+        ("void setup() {\n", "void setup() {\n  resolver.AddDecode();\n"),
+    ]
+    for old, new in changes:
+        sketch_text = sketch_text.replace(old, new)
+    return re.sub(r"kTensorArenaSize = \d+;", f"kTensorArenaSize = {lut['arena_size']};",
+                  sketch_text)
+
+
+def _sketch_for(model: str, sketch: Path, out_dir: Path, report: dict, scratch: Path) -> tuple:
+    """(sketch, its model's C array source) to build for `model`."""
+    if model == "int8":
+        return sketch, sketch.parent / "model_data.cc"
+    if not (out_dir / "model_compressed.tflite").is_file():
+        raise ModelFileError(f"'{out_dir}' holds no model_compressed.tflite: export with "
+                             "compress='always' (tflw export --compress always).")
+    changed = scratch / sketch.name
+    changed.write_text(compressed_sketch(sketch.read_text(), report["lut"]))
+    return changed, out_dir / "model_compressed_data.cc"
+
+
+def sketch_path(out_dir: Path) -> Path:
+    """The one sketch export wrote into `out_dir` (`ModelFileError` if it is not there)."""
     sketches = sorted((out_dir / "arduino").glob("*/*.ino"))
     for needed in [out_dir / "model.tflite", out_dir / "report.json"]:
         if not needed.is_file():
@@ -90,15 +129,17 @@ def _inputs(info, inputs: Optional[np.ndarray], samples: int) -> list:
     return [info.inputs[0].quantize(np.asarray(inputs)[:samples])]
 
 
-def _compile_and_link(library: TflmLibrary, sketch: Path, work: Path) -> Path:
+def _compile_and_link(library: TflmLibrary, sketch: Path, model_data: Path, work: Path,
+                      dump: bool) -> Path:
     target = library.target
     templates = template_folder()
-    sources = [templates / "host/check_main.cc", sketch.parent / "model_data.cc"]
+    sources = [templates / "host/check_main.cc", model_data]
     flags = ["-std=c++17", target.optimization, *target.flags, "-DTF_LITE_STATIC_MEMORY",
              *library.defines, "-fno-rtti", "-fno-exceptions", "-ffunction-sections",
              "-fdata-sections", "-include", "Arduino.h", f"-I{templates / 'host'}",
-             f"-I{sketch.parent}", *(f"-isystem{d}" for d in library.include_dirs),
-             f'-DTFLW_SKETCH="{sketch}"']
+             f"-I{sketch.parent}", f"-I{model_data.parent}",
+             *(f"-isystem{d}" for d in library.include_dirs), f'-DTFLW_SKETCH="{sketch}"',
+             f"-DTFLW_MODEL_ARRAY={ARRAY_NAME if model_data.stem == 'model_data' else COMPRESSED_ARRAY_NAME}", *(["-DTFLW_DUMP_TENSORS"] if dump else [])]
     binary = work / ("check.elf" if target.name == "cortex-m4" else "check")
     link = []
     if target.name == "cortex-m4":
@@ -107,7 +148,7 @@ def _compile_and_link(library: TflmLibrary, sketch: Path, work: Path) -> Path:
     objects = []
     # one object per source, named for it: the linker map then tells model from sketch
     for source in sources:
-        objects.append(work / f"{source.stem}.o")
+        objects.append(work / f"{'model_data' if source == model_data else source.stem}.o")
         _run_compiler([target.cxx, *flags, "-x", "c++", "-c", str(source), "-o",
                        str(objects[-1])], sketch, target.name)
     _run_compiler([target.cxx, *target.flags, *map(str, objects), str(library.archive), *link,
@@ -130,8 +171,10 @@ def _run(binary: Path, target: str, work: Path, timeout_s: float) -> str:
     try:
         done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as error:
+        said = error.stdout.decode(errors="replace") if isinstance(error.stdout, bytes) else ""
         raise FirmwareBuildError(f"the firmware did not finish within {timeout_s:.0f} s on "
-                                 f"{target}.") from error
+                                 f"{target} (a sketch that halts loops forever); it printed:\n"
+                                 f"{said[-2000:]}") from error
     if "tflw-arena" not in done.stdout:
         raise FirmwareBuildError(f"the firmware failed on {target} (exit {done.returncode}):\n"
                                  f"{(done.stdout + done.stderr)[-2000:]}")
@@ -155,6 +198,23 @@ def _split_outputs(raw: bytes, info, samples: int) -> list:
     return arrays
 
 
+def _build_and_run(library: TflmLibrary, sketch: Path, model_data: Path, quantized: list,
+                   timeout_s: float, dump: bool = False) -> tuple:
+    """(what it printed, the outputs file, the linker map or "") of one firmware build;
+    with `dump`, the tensor dump instead of the outputs file."""
+    with tempfile.TemporaryDirectory(prefix="tflw-firmware-") as folder:
+        work = Path(folder)
+        binary = _compile_and_link(library, sketch, model_data, work, dump)
+        with open(work / "tflw_inputs.bin", "wb") as stream:
+            for sample in range(len(quantized[0])):
+                for values in quantized:
+                    stream.write(np.ascontiguousarray(values[sample]).tobytes())
+        printed = _run(binary, library.target.name, work, timeout_s)
+        result = work / ("tflw_tensors.bin" if dump else "tflw_outputs.bin")
+        map_file = work / "check.map"
+        return printed, result.read_bytes(), map_file.read_text() if map_file.is_file() else ""
+
+
 def check_firmware(
     out_dir: Union[str, os.PathLike],
     tflm: Union[str, os.PathLike],
@@ -162,7 +222,9 @@ def check_firmware(
     target: str = "host",
     inputs: Optional[np.ndarray] = None,
     samples: int = 50,
-    timeout_s: float = 600.0,
+    timeout_s: float = 300.0,
+    per_op: bool = True,
+    model: str = "int8",
 ) -> FirmwareCheck:
     """Build the sketch `tflw export` wrote into `out_dir` against the TFLite-Micro tree
     `tflm` (and CMSIS-NN's kernels where `cmsis_nn` names a CMSIS-NN tree), run it, and
@@ -182,6 +244,10 @@ def check_firmware(
         inputs: float inputs, sample axis first (default: random codes, seed 0).
         samples: how many inputs to run.
         timeout_s: the firmware is stopped after this long.
+        per_op: with `cmsis_nn`, also build the reference kernels for `target` and compare
+            every op's output on the first `PER_OP_SAMPLES` inputs.
+        model: "int8" runs the sketch as written; "compressed" runs it changed as its note
+            says for `model_compressed.tflite` (the LUT model, with TFLite-Micro's DECODE).
 
     Returns:
         A `FirmwareCheck`.
@@ -197,40 +263,48 @@ def check_firmware(
     """
     if target not in TARGETS:
         raise FirmwareBuildError(f"target '{target}': choose one of {', '.join(TARGETS)}.")
+    if model not in ("int8", "compressed"):
+        raise FirmwareBuildError(f"model '{model}': choose int8 or compressed.")
     out_dir = Path(out_dir)
-    sketch = _sketch(out_dir)
+    sketch = sketch_path(out_dir)
     tflm = Path(tflm).expanduser()
     cmsis_nn = None if cmsis_nn is None else Path(cmsis_nn).expanduser()
     check_tree(tflm, cmsis_nn)  # before the Python interpreter's run, not after
-    model_bytes = (out_dir / "model.tflite").read_bytes()
-    info = read_flatbuffer(model_bytes)
-    quantized = _inputs(info, inputs, samples)
-    count = len(quantized[0])
-    expected = run_tflm(model_bytes, quantized, output_count=len(info.outputs)).outputs
-    library = build_tflm(tflm, TARGETS[target], cmsis_nn)
-    with tempfile.TemporaryDirectory(prefix="tflw-firmware-") as folder:
-        work = Path(folder)
-        binary = _compile_and_link(library, sketch, work)
-        with open(work / "tflw_inputs.bin", "wb") as stream:
-            for sample in range(count):
-                for values in quantized:
-                    stream.write(np.ascontiguousarray(values[sample]).tobytes())
-        printed = _run(binary, target, work, timeout_s)
-        got = _split_outputs((work / "tflw_outputs.bin").read_bytes(), info, count)
-        flash = flash_by_part((work / "check.map").read_text()) if target == "cortex-m4" else None
-    differences = [np.abs(a.astype(np.int64) - b.astype(np.int64)).reshape(count, -1)
-                   for a, b in zip(got, expected)]
-    identical = np.all([d.max(axis=1) == 0 for d in differences], axis=0)
     report = json.loads((out_dir / "report.json").read_text())
+    with tempfile.TemporaryDirectory(prefix="tflw-sketch-") as scratch:
+        sketch, model_data = _sketch_for(model, sketch, out_dir, report, Path(scratch))
+        model_bytes = (out_dir / ("model_compressed.tflite" if model == "compressed"
+                                  else "model.tflite")).read_bytes()
+        info = read_flatbuffer(model_bytes)
+        quantized = _inputs(info, inputs, samples)
+        count = len(quantized[0])
+        expected = run_tflm(model_bytes, quantized, output_count=len(info.outputs)).outputs
+        library = build_tflm(tflm, TARGETS[target], cmsis_nn)
+        printed, raw, map_text = _build_and_run(library, sketch, model_data, quantized, timeout_s)
+        got = _split_outputs(raw, info, count)
+        flash = flash_by_part(map_text) if map_text else None
+        ops = None
+        if per_op and cmsis_nn is not None:
+            reference = build_tflm(tflm, TARGETS[target], None)
+            first = [q[:PER_OP_SAMPLES] for q in quantized]
+            dumps = [_build_and_run(built, sketch, model_data, first, timeout_s, dump=True)[1]
+                     for built in (reference, library)]
+            ops = op_differences(model_bytes, *dumps)
+        differences = [np.abs(a.astype(np.int64) - b.astype(np.int64)).reshape(count, -1)
+                       for a, b in zip(got, expected)]
+        identical = np.all([d.max(axis=1) == 0 for d in differences], axis=0)
     return FirmwareCheck(
         target=target,
         kernels="reference" if cmsis_nn is None else "cmsis_nn",
+        model=model,
         samples=count,
         identical_samples=int(identical.sum()),
         max_lsb_difference=int(max(d.max() for d in differences)),
         arena_used_bytes=int(re.search(r"tflw-arena (\d+)", printed).group(1)),
-        python_arena_bytes=int(report["arena_bytes_measured"]),
+        python_arena_bytes=int((report["lut"] if model == "compressed" else report)
+                               ["arena_bytes_measured"]),
         sketch_output="\n".join(line for line in printed.splitlines()
                                 if not line.startswith("tflw-")),
         flash=flash,
+        op_differences=ops,
     )

@@ -1,0 +1,44 @@
+"""Record a firmware measurement in the export it came from: the sketch's
+`kTensorArenaSize` set to the arena the built firmware used, and report.json's "firmware".
+
+```python
+check = check_firmware("tflw-demo", tflm, target="cortex-m4")
+record_arena("tflw-demo", check)      # kTensorArenaSize = 11424 (11,412 B measured)
+```
+"""
+
+import json
+import os
+from pathlib import Path
+
+from tflw.errors import FirmwareBuildError
+from tflw.export.firmware import with_arena
+from tflw.firmware.check import FirmwareCheck, sketch_path
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `text` to `path` all at once: a failure leaves the old file whole."""
+    staged = path.with_name(f".{path.name}.tflw-new")
+    staged.write_text(text)
+    os.replace(staged, path)
+
+
+def record_arena(out_dir, check: FirmwareCheck) -> int:
+    """Set the sketch's `kTensorArenaSize` to `check`'s measured arena (rounded up to 16)
+    and add the measurement to report.json; returns the new `kTensorArenaSize`."""
+    if check.model != "int8":
+        raise FirmwareBuildError("record the arena of the sketch's own model (model='int8'); "
+                                 "the compressed model's arena is in report.json's \"lut\".")
+    out_dir = Path(out_dir)
+    sketch = sketch_path(out_dir)
+    kernels = "CMSIS-NN" if check.kernels == "cmsis_nn" else "reference"
+    comment = (f"Measured by tflw firmware check: TFLite-Micro on {check.target} with {kernels} "
+               f"kernels used {check.arena_used_bytes} bytes (arena_used_bytes()), rounded up "
+               f"to 16. The host's 64-bit interpreter needed {check.python_arena_bytes}.")
+    sketch_text = with_arena(sketch.read_text(), check.arena_used_bytes, comment)
+    report_path = out_dir / "report.json"
+    report = json.loads(report_path.read_text())
+    report["firmware"] = check.as_dict()
+    _replace(sketch, sketch_text)
+    _replace(report_path, json.dumps(report, indent=2) + "\n")
+    return (check.arena_used_bytes + 15) // 16 * 16
