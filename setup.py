@@ -12,7 +12,8 @@ setup(
     package_dir={"tflw.firmware_templates": "firmware_templates"},
     package_data={
         "tflw": ["data/*.npz", "data/README.md", "export/*.json"],
-        "tflw.firmware_templates": ["*.h", "*.cc", "arduino/*.ino", "host/*.h"],
+        "tflw.firmware_templates": ["*.h", "*.cc", "arduino/*.ino", "host/*.h", "host/*.cc",
+                                    "qemu/*", "platformio/*.ini"],
     },
     install_requires=[
         "tensorflow>=2.16",

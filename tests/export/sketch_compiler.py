@@ -35,7 +35,7 @@ def compile_errors(out_dir: Path, work: Path) -> dict:
     """Compiler -> its diagnostics (empty when clean) for every C/C++ file under `out_dir`
     and each sketch, with each installed compiler."""
     include = _resolver_stub(work)
-    sources = sorted(out_dir.rglob("*.cc")) + sorted(out_dir.rglob("*.ino"))
+    sources = [path for pattern in ("*.cc", "*.cpp", "*.ino") for path in sorted(out_dir.rglob(pattern))]
     assert sources, f"nothing to compile in {out_dir}"
     diagnostics = {}
     for compiler in installed_compilers():

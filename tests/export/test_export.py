@@ -53,6 +53,11 @@ def test_sketch_resolver_lists_exactly_the_flatbuffer_ops(exported, tmp_path):
     assert f"kTensorArenaSize = {result.arena_size};" in sketch
     assert result.sketch_path.parent.name == "all_layers"
     assert (result.sketch_path.parent / "model_data.cc").is_file()
+    project = result.out_dir / "platformio" / "all_layers"
+    ini = (project / "platformio.ini").read_text()
+    assert "default_envs = nano33ble" in ini and "board = esp32-s3-devkitc-1" in ini
+    main = (project / "src" / "main.cpp").read_text()
+    assert main == "#include <Arduino.h>\n\n" + sketch  # compiled above with the sketch
 
 
 def test_shipped_flatbuffer_has_no_tensor_names_and_the_report_keeps_the_layers(

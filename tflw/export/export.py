@@ -31,6 +31,7 @@ from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size, l
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
 from tflw.export.lut import lut_compress
 from tflw.export.names import without_names
+from tflw.export.platformio import platformio_files
 from tflw.export.preflight import check_data, check_flatbuffer
 from tflw.export.verify import VerifyResult, verify
 
@@ -235,7 +236,8 @@ def export(
 
     Writes, into `out_dir` (all or nothing: files are staged beside it and moved in last):
     `model.tflite`, `model_data.h`/`model_data.cc` (the flatbuffer as a 16-byte-aligned C
-    array), `arduino/<name>/<name>.ino` with its two model files, and `report.json`.
+    array), `arduino/<name>/<name>.ino` with its two model files, the same sketch as a
+    PlatformIO project (`platformio/<name>/`), and `report.json`.
 
     Args:
         model: a tflw/tfmot quantization-aware model, a float Keras model (then
@@ -317,7 +319,10 @@ def export(
         files = {"model.tflite": model_bytes, **arrays,
                  f"arduino/{sketch_name}/{sketch_name}.ino": sketch,
                  "report.json": json.dumps(report, indent=2) + "\n"}
-        files.update({f"arduino/{sketch_name}/{file}": text for file, text in arrays.items()})
+        sketch_arrays = {file: arrays[file] for file in ("model_data.h", "model_data.cc")}
+        files.update({f"arduino/{sketch_name}/{file}": text for file, text in sketch_arrays.items()})
+        files.update(platformio_files(sketch, sketch_arrays, sketch_name,
+                                      None if board is None else board.key))
         if compressed is not None:
             files["model_compressed.tflite"] = compressed
         _write(staging, files)
