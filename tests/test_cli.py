@@ -11,7 +11,7 @@ from tflw.cli import main
 def test_help_names_every_command():
     out = subprocess.run([sys.executable, "-m", "tflw", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for command in ("demo", "export", "verify", "report"):
+    for command in ("demo", "export", "verify", "report", "firmware"):
         assert command in out.stdout
 
 
@@ -42,3 +42,8 @@ def test_report_prints_per_op_costs_and_the_board_budget(tmp_path, pixels, capsy
     assert "layers.png" in markdown and "DEPTHWISE_CONV_2D" in markdown
     assert (tmp_path / "report" / "layers.png").stat().st_size > 1000
     assert main(["report", str(tmp_path / "qat.keras"), "--board", "uno"]) == 1
+
+
+def test_firmware_check_names_what_is_missing(tmp_path, capsys):
+    assert main(["firmware", "check", str(tmp_path), "--tflm", str(tmp_path)]) == 1
+    assert "ModelFileError" in capsys.readouterr().err  # no export in that folder

@@ -154,6 +154,8 @@ def test_analysis_shows_the_bits_and_the_lut_flash(pixels):
     assert analysis.lut_arena_bytes >= analysis.arena_bytes  # DECODE fills arena buffers
     text = str(analysis)
     assert "LUT-compressed" in text and f"{analysis.lut_flatbuffer_bytes:,} B" in text
+    saved = analysis.flatbuffer_bytes - analysis.lut_flatbuffer_bytes
+    assert f"saving {saved:,} B does not pay" in text  # a small model: DECODE costs more
 
 
 def test_binary_layers_hold_two_int8_values_and_ship_as_a_one_bit_lut(pixels, tmp_path):
@@ -164,6 +166,9 @@ def test_binary_layers_hold_two_int8_values_and_ship_as_a_one_bit_lut(pixels, tm
     result = tflw.export(qat, tmp_path / "out", sample_inputs=pixels)
     assert {t["bits"] for t in result.report["lut"]["tensors"]} == {1}
     # by default a compressed model is written only where it pays for DECODE's code
-    assert result.compressed_path is None and not result.report["lut"]["written"]
-    assert "no compressed model is written" in result.sketch_path.read_text()
+    lut = result.report["lut"]
+    assert lut["written"] == lut["pays"] == (lut["flash_saved_bytes"] > lut["decode_code_bytes"])
+    assert (result.compressed_path is not None) == lut["written"]
+    note = "A smaller model is beside this one" if lut["written"] else "no compressed model is written"
+    assert note in result.sketch_path.read_text()
     assert result.verification.max_lsb_difference <= 1.001

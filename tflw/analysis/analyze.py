@@ -19,7 +19,7 @@ from tflw import boards
 from tflw.analysis.metrics import information_density, netscore
 from tflw.export.board_fit import check_fits
 from tflw.export.flatbuffer import read_flatbuffer
-from tflw.export.lut import lut_compress
+from tflw.export.lut import DECODE_CODE_BYTES, lut_compress
 from tflw.export.verify import read_model_file, verify
 
 if TYPE_CHECKING:
@@ -173,8 +173,12 @@ def summary(analysis: Analysis) -> str:
              f"arena (measured)    {analysis.arena_bytes:,} B",
              f"activation ranges   {analysis.calibration}"]
     if analysis.lut_flatbuffer_bytes is not None:
+        saved = analysis.flatbuffer_bytes - analysis.lut_flatbuffer_bytes
+        verdict = "pays" if saved > DECODE_CODE_BYTES else "does not pay"
         lines += [f"LUT-compressed      {analysis.lut_flatbuffer_bytes:,} B flash, "
-                  f"{analysis.lut_arena_bytes:,} B arena (measured; needs TFLite-Micro's DECODE)"]
+                  f"{analysis.lut_arena_bytes:,} B arena (measured; needs TFLite-Micro's DECODE)",
+                  f"  DECODE's code     {DECODE_CODE_BYTES:,} B on a Cortex-M4: saving "
+                  f"{saved:,} B {verdict}"]
     if analysis.board is not None:
         lines += _board_lines(analysis, analysis.board)
     return "\n".join(lines)

@@ -29,7 +29,7 @@ from tflw.export.convert import is_quantization_aware, to_tflite
 from tflw.model_kind import is_tf_keras_model
 from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size, library_notes
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
-from tflw.export.lut import lut_compress
+from tflw.export.lut import DECODE_CODE_BYTES, lut_compress
 from tflw.export.names import without_names
 from tflw.export.platformio import platformio_files
 from tflw.export.preflight import check_data, check_flatbuffer
@@ -37,8 +37,6 @@ from tflw.export.verify import VerifyResult, verify
 
 VERIFY_SAMPLES = 200
 COMPRESS_CHOICES = ("auto", "always", "never")
-_RUNTIME_FLASH = json.loads((Path(__file__).parent / "runtime_flash.json").read_text())
-DECODE_CODE_BYTES: int = _RUNTIME_FLASH["decode_bytes"]
 
 
 @dataclass

@@ -10,8 +10,10 @@ compressed.model_bytes, compressed.tensors
 ```
 """
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -20,6 +22,10 @@ from tflite_micro.tensorflow.lite.micro.compression import compress, spec
 
 from tflw.export.flatbuffer import constant_values
 from tflw.export.zero_points import single_zero_points
+
+# Flash DECODE's code adds to a Cortex-M4 firmware, measured by benchmarks/firmware.py.
+DECODE_CODE_BYTES: int = json.loads(
+    (Path(__file__).parent / "runtime_flash.json").read_text())["decode_bytes"]
 
 
 @dataclass(frozen=True)
