@@ -149,12 +149,16 @@ def test_every_resolver_method_tflw_emits_is_in_tflite_micro():
     assert set(RESOLVER_METHODS.values()) - available == set()
 
 
-def test_the_arduino_library_table_matches_chirales_sources():
-    tree = tflm_tree("TFLW_CHIRALE_DIR")
+@pytest.mark.parametrize("library, variable", [
+    ("Chirale_TensorFlowLite", "TFLW_CHIRALE_DIR"),
+    ("tflite-micro-arduino-examples", "TFLW_ARDUINO_EXAMPLES_DIR"),
+])
+def test_the_arduino_library_table_matches_each_librarys_sources(library, variable):
+    tree = tflm_tree(variable)
     header = tree / "src/tensorflow/lite/micro/micro_mutable_op_resolver.h"
     missing = set(RESOLVER_METHODS.values()) - resolver_methods_callable_without_arguments(header)
-    chirale = next(entry for entry in ARDUINO_LIBRARIES if entry["name"] == "Chirale_TensorFlowLite")
-    assert missing == set(chirale["missing_resolver_methods"])
+    entry = next(entry for entry in ARDUINO_LIBRARIES if entry["name"] == library)
+    assert missing == set(entry["missing_resolver_methods"])
 
 
 def test_library_notes_name_the_int16_kernels_a_library_runs_wrongly():
