@@ -296,6 +296,10 @@ def export(
         sketch_name = c_identifier(name or model.name)
         _say(progress, "looking for low-bit weights to LUT-compress")
         compressed, lut = _checked_lut(named, model_bytes, inputs, verification, ship, compress)
+        if lut is not None and not lut["written"]:
+            _say(progress, f"LUT compression would save {lut['flash_saved_bytes']:,} B, less than "
+                           f"DECODE's {lut['decode_code_bytes']:,} B of code: no "
+                           "model_compressed.tflite (--compress always writes it)")
         _say(progress, f"writing the flatbuffer, C array and sketch '{sketch_name}'")
         for note in library_notes(info):
             warnings.warn(ArduinoLibraryWarning(note), stacklevel=2)
