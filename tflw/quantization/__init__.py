@@ -17,11 +17,13 @@ from tflw.quantization.hard_swish import QuantHardSwish
 from tflw.quantization.layerwise import layerwise_kmeans
 from tflw.quantization.multiply import QuantMultiply
 from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
-from tflw.quantization.quantize_model import LAYER_RULES, Rule
+from tflw.quantization.layer_kinds import LAYER_KINDS
+from tflw.quantization.quantize_model import LAYER_BUILDERS
 from tflw.quantization.quantizers import fake_quant_range, fake_quant_weights
 
 __all__ = [
-    "LAYER_RULES",
+    "LAYER_BUILDERS",
+    "LAYER_KINDS",
     "FakeQuant",
     "QuantAveragePooling2D",
     "QuantConcatenate",
@@ -31,7 +33,6 @@ __all__ = [
     "QuantGlobalAveragePooling2D",
     "QuantHardSwish",
     "QuantMultiply",
-    "Rule",
     "balance_activations",
     "calibrate",
     "fake_quant_range",

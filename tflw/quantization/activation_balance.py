@@ -30,6 +30,8 @@ from keras import ops
 
 from tflw.model_graph import read_graph
 from tflw.quantization.add import QuantAdd
+from tflw.quantization.folded import ACTIVATIONS
+from tflw.quantization.layer_kinds import LAYER_KINDS, SAME_SCALE
 from tflw.quantization.low_bit_activations import RELU6_LIMIT, relu6_levels_bits
 from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
 
@@ -37,7 +39,7 @@ from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAverageP
 _SAMPLE = 200_000
 # Clipping levels tried: these quantiles of the positive values (1.0: the maximum).
 _CANDIDATES = np.linspace(0.5, 1.0, 101)
-# tflw's layers that commute with a positive factor (beside LAYER_RULES' same-scale ones).
+# tflw's layers that commute with a positive factor (beside LAYER_KINDS' same-scale ones).
 _PASSES = (QuantAdd, QuantAveragePooling2D, QuantGlobalAveragePooling2D)
 
 
@@ -113,8 +115,6 @@ def scale_group(graph, writer: dict, key: int) -> Optional[ScaleGroup]:
     """The `ScaleGroup` of tensor `key`, or None when a tensor in it cannot move: one that
     a model input, an unscalable layer or any other op writes, or that a model output or
     another op reads."""
-    from tflw.quantization.quantize_model import LAYER_RULES, SAME_SCALE  # the one table
-
     group, seen, todo = ScaleGroup(), set(), [key]
     while todo:
         key = todo.pop()
@@ -125,7 +125,7 @@ def scale_group(graph, writer: dict, key: int) -> Optional[ScaleGroup]:
             return None
         for i in [writer[key], *graph.consumers(key)]:
             step = graph.steps[i]
-            kind = getattr(LAYER_RULES.get(type(step.layer).__name__), "kind", None)
+            kind = LAYER_KINDS.get(type(step.layer).__name__)
             if hasattr(step.layer, "linear") and step.inputs == [key]:
                 group.consumers[i] = step.layer
             elif hasattr(step.layer, "linear") and step.outputs == [key] and _scalable(step.layer):
@@ -177,8 +177,6 @@ def _float_outputs(model: keras.Model, data: np.ndarray, graph, group: ScaleGrou
     """The float (unquantized) outputs on `data` of the steps `indexes` of `group`: each
     producer's activation of its conv/dense on its input as the model quantizes it, each
     Add's activation of the sum of its inputs' float values, pooling applied to them."""
-    from tflw.quantization.folded import ACTIVATIONS
-
     producers = list(group.producers.items())
     probe = keras.Model(model.input, [graph.steps[i].node.input_tensors[0] for i, _ in producers])
     inputs = keras.tree.flatten(probe.predict(data, verbose=0))

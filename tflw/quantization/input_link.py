@@ -13,6 +13,7 @@ from typing import Optional
 import keras
 
 from tflw.quantization.fake_quant import FakeQuant
+from tflw.quantization.layer_kinds import keeps_input_scale
 
 
 class _Link:
@@ -48,16 +49,9 @@ class LinksInputQuantizer:
 
 def _source(tensor):
     """The layer that made `tensor`, looking through layers that keep their input's scale."""
-    from tflw.quantization.quantize_model import (  # the one table
-        ACTIVATION, LAYER_RULES, SAME_SCALE, activation_name)
-
     while isinstance(tensor, keras.KerasTensor):
         layer, node_index, _ = tensor._keras_history
-        rule = LAYER_RULES.get(type(layer).__name__)
-        # a linear Activation left in the graph is an identity: it keeps the scale too
-        same_scale = rule is not None and (rule.kind == SAME_SCALE or (
-            rule.kind == ACTIVATION and activation_name(layer) == "linear"))
-        if not (same_scale or getattr(layer, "keeps_input_scale", False)):
+        if not (keeps_input_scale(layer) or getattr(layer, "keeps_input_scale", False)):
             return layer
         tensor = layer._inbound_nodes[node_index].input_tensors[0]
     return None

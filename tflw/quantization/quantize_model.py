@@ -4,7 +4,8 @@ Every tensor that TFLite-Micro will hold as int8 gets exactly one fake-quant, pl
 the TFLite converter puts the int8 tensor: after a fused ReLU/ReLU6, never between a conv
 and its activation; BatchNorm folded into the preceding kernel; none after ops that keep
 their input's scale (pooling max, reshape, padding, dropout). Supporting a new layer is
-one entry in `LAYER_RULES`.
+one entry in `layer_kinds.LAYER_KINDS` (and a builder in `LAYER_BUILDERS` if it has
+weights).
 
 ```python
 qat = tflw.quantize_model(model)
@@ -25,6 +26,9 @@ from tflw.pruning.wrappers import ChannelMasked, PruneLowMagnitude
 from tflw.quantization.add import QuantAdd
 from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.input_link import input_quantizer
+from tflw.quantization.layer_kinds import (ACTIVATION, BATCH_NORM, CONCAT, LAYER_KINDS, LINEAR,
+                                           MULTIPLY, OWN_RANGE, POOLED_MEAN, SAME_SCALE,
+                                           activation_name)
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
 from tflw.quantization.hard_swish import QuantHardSwish
@@ -33,16 +37,6 @@ from tflw.quantization.low_bit_activations import relu6_levels_range
 from tflw.quantization.multiply import QuantMultiply
 from tflw.model_graph import Graph, Step, call_like, clone_layer, input_like, read_graph
 from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
-
-# Kinds of rule: how a layer's output tensor is quantized.
-LINEAR = "linear"            # weights: fold BN, fuse ReLU, fake-quant kernel and output
-BATCH_NORM = "batch_norm"    # only as part of a LINEAR group
-ACTIVATION = "activation"    # fused into the producer when it can be, else own range
-OWN_RANGE = "own_range"      # the op rescales: its output gets its own learned range
-SAME_SCALE = "same_scale"    # output keeps the input's scale: no quantizer
-CONCAT = "concat"            # one range shared by every input and the output
-POOLED_MEAN = "pooled_mean"  # own output range; rounds like TFLM's MEAN
-MULTIPLY = "multiply"        # own output range; rounds like TFLM's MUL
 
 # TFLite's fixed output quantization of these activations, as (min, max) real ranges:
 # int8 as below; int16 (16x8) symmetric with scale 1/32768 for all three.
@@ -66,20 +60,6 @@ NOT_16X8 = {
 FUSABLE = ("relu", "relu6")
 # Activations TFLite-Micro runs as their own int8 op, output on a learned range.
 OWN_RANGE_ACTIVATIONS = ("hard_silu", "hard_swish")  # Keras 3 names it hard_silu
-
-
-@dataclass(frozen=True)
-class Rule:
-    """How one Keras layer class is quantized.
-
-    Args:
-        kind: one of the kinds above.
-        make: builds the tflw layer(s) that replace it: for LINEAR layers a list (see
-            `_conv2d`), for SAME_SCALE layers one layer (default: a copy).
-    """
-
-    kind: str
-    make: Optional[Callable] = None
 
 
 def _spatial(config: dict) -> dict:
@@ -126,45 +106,25 @@ def _dense(layer, **fold) -> list:
     )]
 
 
-LAYER_RULES = {
-    "Conv2D": Rule(LINEAR, _conv2d),
-    "DepthwiseConv2D": Rule(LINEAR, _depthwise_conv2d),
-    "SeparableConv2D": Rule(LINEAR, _separable_conv2d),
-    "Dense": Rule(LINEAR, _dense),
-    "BatchNormalization": Rule(BATCH_NORM),
-    "ReLU": Rule(ACTIVATION),
-    "Activation": Rule(ACTIVATION),
-    "Softmax": Rule(ACTIVATION),
-    "Add": Rule(OWN_RANGE),
-    "Multiply": Rule(MULTIPLY),
-    "AveragePooling2D": Rule(SAME_SCALE, lambda layer: QuantAveragePooling2D.from_config(layer.get_config())),
-    "GlobalAveragePooling2D": Rule(POOLED_MEAN),
-    "Rescaling": Rule(OWN_RANGE),
-    "Normalization": Rule(OWN_RANGE),
-    "Concatenate": Rule(CONCAT),
-    "MaxPooling2D": Rule(SAME_SCALE),
-    "Flatten": Rule(SAME_SCALE),
-    "Reshape": Rule(SAME_SCALE),
-    "Permute": Rule(SAME_SCALE),
-    "ZeroPadding2D": Rule(SAME_SCALE),
-    "Dropout": Rule(SAME_SCALE),
+# How a layer with weights (or its own tflw twin) is rebuilt: Keras class name -> a function
+# of the layer (and, for LINEAR layers, the folding options) giving the tflw layer(s). The
+# others are copied as they are; their kinds are in layer_kinds.LAYER_KINDS.
+LAYER_BUILDERS = {
+    "Conv2D": _conv2d,
+    "DepthwiseConv2D": _depthwise_conv2d,
+    "SeparableConv2D": _separable_conv2d,
+    "Dense": _dense,
+    "AveragePooling2D": lambda layer: QuantAveragePooling2D.from_config(layer.get_config()),
 }
 
 
-def activation_name(layer: keras.layers.Layer) -> str:
-    """The activation a layer applies, as a name ('linear', 'relu', 'relu6', 'softmax', ...)."""
-    config = layer.get_config()
-    if type(layer).__name__ == "Softmax":
-        return "softmax"
-    if type(layer).__name__ == "ReLU":
-        plain = not config.get("negative_slope") and not config.get("threshold")
-        if plain and config.get("max_value") is None:
-            return "relu"
-        if plain and config.get("max_value") == 6:
-            return "relu6"
-        return "custom ReLU"
-    activation = config.get("activation", "linear")
-    return activation if isinstance(activation, str) else "custom"
+@dataclass(frozen=True)
+class Rule:
+    """How one Keras layer is quantized: its kind (`layer_kinds`) and the function that
+    builds its tflw layer(s) (`LAYER_BUILDERS`; None: a copy)."""
+
+    kind: str
+    make: Optional[Callable] = None
 
 
 def _rule(layer: keras.layers.Layer) -> Rule:
@@ -174,14 +134,14 @@ def _rule(layer: keras.layers.Layer) -> Rule:
             "channel-pruned layers are removed, not quantized: call "
             "tflw.strip_pruning(model) first, then quantize_model on the smaller model.",
         )
-    rule = LAYER_RULES.get(type(_unpruned(layer)).__name__)
-    if rule is None:
+    name = type(_unpruned(layer)).__name__
+    if name not in LAYER_KINDS:
         raise UnsupportedLayerError(
             layer.name, type(layer).__name__,
-            f"no int8 quantization rule. Supported layers: {', '.join(sorted(LAYER_RULES))}. "
-            "Replace the layer, or add an entry to tflw.quantization.LAYER_RULES.",
+            f"no int8 quantization rule. Supported layers: {', '.join(sorted(LAYER_KINDS))}. "
+            "Replace the layer, or add an entry to tflw.quantization.LAYER_KINDS.",
         )
-    return rule
+    return Rule(LAYER_KINDS[name], LAYER_BUILDERS.get(name))
 
 
 class _Rewriter:
