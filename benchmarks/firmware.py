@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 
 import tflw
-from benchmarks.common import format_table, write_results
+from benchmarks.common import RESULTS, format_table, write_results
 from tflw.data import load_mnist_subset
 from tflw.demo import build_demo_model
 from tflw.firmware import check_firmware
@@ -77,6 +77,24 @@ def row(name: str, check) -> dict:
             "check": check.as_dict()}
 
 
+def markdown_table(rows: list) -> str:
+    """The README's table of these results."""
+    lines = ["| export | model | target | kernels | bit-identical | max LSB | arena B | "
+             "Python arena B | model B | runtime B | kernels B | DECODE B | C library B | "
+             "flash B | differences start at |", "|---" * 15 + "|"]
+    for row in rows:
+        check, flash = row["check"], row["check"]["flash"] or {}
+        cells = [row["export"], check["model"], check["target"], check["kernels"],
+                 f"{check['identical_samples']}/{check['samples']}",
+                 f"{check['max_lsb_difference']:,}", f"{check['arena_used_bytes']:,}",
+                 f"{check['python_arena_bytes']:,}",
+                 *(f"{flash[part]:,}" if part in flash else "-" for part in
+                   ("model", "runtime", "kernels", "decode", "c library and start-up", "total")),
+                 row["first_differing_ops"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def decode_cost(rows: list) -> dict:
     """DECODE's flash on the Cortex-M4 reference build: what the compressed W4 firmware
     takes beyond the int8 one, less the model bytes compression saved."""
@@ -105,7 +123,9 @@ def write_runtime_table(cost: dict, tflm_version: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tflm", required=True, help="TFLite-Micro source tree")
+    parser.add_argument("--tflm", help="TFLite-Micro source tree")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the README table of results/<--results>.json and stop")
     parser.add_argument("--cmsis-nn", help="CMSIS-NN source tree (adds the CMSIS-NN runs)")
     parser.add_argument("--samples", type=int, default=50, help="test digits per run")
     parser.add_argument("--results", default="firmware", help="results/<name>.json")
@@ -114,6 +134,11 @@ def main() -> None:
     parser.add_argument("--write-runtime-table", action="store_true",
                         help="store the measured DECODE cost in tflw/export/runtime_flash.json")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown_table(json.loads((RESULTS / f"{args.results}.json").read_text())["rows"]))
+        return
+    if not args.tflm:
+        parser.error("--tflm is required to build firmware")
     (x, y), (x_test, _) = load_mnist_subset()
     rows, started = [], time.time()
     with tempfile.TemporaryDirectory() as folder:

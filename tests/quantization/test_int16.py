@@ -33,11 +33,14 @@ def test_16x8_model_has_int16_io_and_matches_tflite_micro(model_16x8, mnist):
     assert np.max(result.lsb_differences[0]) < 0.5
 
 
-def test_16x8_depthwise_bias_is_stored_as_aligned_int64(model_16x8):
-    # TFLite-Micro's int16 depthwise kernel reads its bias as int64; the converter wrote
-    # int32, and the outputs were up to 65,535 LSB off.
+def test_16x8_biases_are_stored_as_aligned_int64(model_16x8):
+    # TFLite-Micro's int16 depthwise kernel, and CMSIS-NN's int16 dense, read their bias as
+    # int64; the converter wrote int32, and the outputs were up to 65,535 LSB off.
     model_bytes = to_tflite(model_16x8)
     model = model_editor.read(model_bytes)
+    biases = [op.inputs[2] for op in model.subgraphs[0].operators
+              if len(op.inputs) > 2 and op.inputs[2] is not None]
+    assert len(biases) == 5 and {b.dtype for b in biases} == {schema.TensorType.INT64}
     depthwise = [op for op in model.subgraphs[0].operators
                  if op.opcode == schema.BuiltinOperator.DEPTHWISE_CONV_2D]
     assert len(depthwise) == 1
@@ -66,13 +69,13 @@ def test_16x8_round_trips_through_a_keras_file(model_16x8, mnist, tmp_path):
 
 def test_16x8_sketch_uses_int16_io(model_16x8, mnist, tmp_path):
     _, (x_test, _) = mnist
-    with pytest.warns(tflw.errors.ArduinoLibraryWarning, match="int16 CONV_2D"):
+    with pytest.warns(tflw.errors.ArduinoLibraryWarning, match="int16 MAX_POOL_2D"):
         result = tflw.export(model_16x8, tmp_path / "out", sample_inputs=x_test[:20])
     sketch = result.sketch_path.read_text()
     assert "input->data.i16[i] = kSampleInput[i]" in sketch and "const int16_t kExpectedOutput" in sketch
     assert "data.int8" not in sketch
-    # Chirale's CMSIS-NN kernels run int16 CONV_2D wrongly and refuse int16 MAX_POOL_2D
-    assert "int16 CONV_2D" in sketch and "int16 MAX_POOL_2D" in sketch
+    # Chirale's CMSIS-NN pooling refuses int16 (its conv and dense read the int64 biases)
+    assert "int16 MAX_POOL_2D" in sketch and "int16 CONV_2D" not in sketch
     assert_compiles(result.out_dir, tmp_path)
 
 

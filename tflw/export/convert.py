@@ -24,7 +24,7 @@ from tflw.errors import (
     NotFullyIntegerError,
     UncalibratedModelError,
 )
-from tflw.export.int16_bias import widen_int16_depthwise_biases
+from tflw.export.int16_bias import widen_int16_biases
 from tflw.export.flatbuffer import read_flatbuffer
 from tflw.export.preflight import check_data, check_model
 from tflw.model_kind import is_tf_keras_model
@@ -141,7 +141,7 @@ def to_tflite(model, representative_data: Optional[np.ndarray] = None) -> bytes:
             f"{_first_error_lines(str(error))}"
         ) from error
     if bits == 16:
-        model_bytes = widen_int16_depthwise_biases(bytes(model_bytes))
+        model_bytes = widen_int16_biases(bytes(model_bytes))
     check_fully_integer(model_bytes, model.name, "INT16" if bits == 16 else "INT8")
     return bytes(model_bytes)
 

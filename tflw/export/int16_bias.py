@@ -1,13 +1,17 @@
-"""16x8 depthwise biases widened to the int64 that TFLite-Micro's int16 kernel reads.
+"""16x8 biases widened to the int64 that TFLite-Micro's int16 kernels read.
 
-Measured (TF 2.21, tflite-micro 2026-10): a quantization-aware 16x8 model converts with an
-int32 bias on DEPTHWISE_CONV_2D, but TFLite-Micro's int16 depthwise kernel reads its bias
-as int64 without checking the type, so it runs and its outputs are garbage (up to 65,535
-LSB off); TFLite's own interpreter refuses the model ("bias->type != kTfLiteInt64").
-CONV_2D and FULLY_CONNECTED take an int32 bias at int16 and are left as they are.
+A quantization-aware 16x8 model converts with int32 biases (TF 2.21), but int16 kernels
+read int64 without checking the type, so they run and their outputs are garbage:
+- DEPTHWISE_CONV_2D, TFLite-Micro's reference kernel (up to 65,535 LSB off; TFLite's own
+  interpreter refuses the model, "bias->type != kTfLiteInt64");
+- FULLY_CONNECTED with CMSIS-NN (TFLite-Micro 2026-08; up to 41,960 LSB off, measured by
+  `tflw firmware check`), and CONV_2D with Chirale_TensorFlowLite 2.0.0's CMSIS-NN (read
+  from its sources).
+The reference CONV_2D and FULLY_CONNECTED kernels take either width, so every int16
+conv, depthwise and dense bias is stored as int64: one model for every kernel set.
 
 ```python
-model_bytes = widen_int16_depthwise_biases(model_bytes)
+model_bytes = widen_int16_biases(model_bytes)
 ```
 """
 
@@ -18,9 +22,13 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as sch
 from tflw.export.flatbuffer_edit import edited
 
 
-def widen_int16_depthwise_biases(model_bytes: bytes) -> bytes:
-    """`model_bytes` with each int16 DEPTHWISE_CONV_2D's int32 bias stored as int64 (the
-    same values); unchanged when there is none."""
+WIDENED_OPS = (schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D,
+               schema.BuiltinOperator.FULLY_CONNECTED)
+
+
+def widen_int16_biases(model_bytes: bytes) -> bytes:
+    """`model_bytes` with the int32 bias of each int16 op of `WIDENED_OPS` stored as int64
+    (the same values); unchanged when there is none."""
     return edited(model_bytes, _widen)
 
 
@@ -28,7 +36,7 @@ def _widen(model: model_editor.Model) -> bool:
     widened = False
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            if op.opcode != schema.BuiltinOperator.DEPTHWISE_CONV_2D or len(op.inputs) < 3:
+            if op.opcode not in WIDENED_OPS or len(op.inputs) < 3:
                 continue
             data, bias = op.inputs[0], op.inputs[2]
             if (bias is None or data.dtype != schema.TensorType.INT16

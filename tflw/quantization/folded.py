@@ -227,8 +227,9 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         return quantizer.quantized(outputs)
 
     def int64_bias(self, quantizer: FakeQuant) -> bool:
-        """Whether TFLite-Micro runs this layer with an int64 bias and accumulator."""
-        return False
+        """Whether TFLite-Micro runs this layer with an int64 bias and accumulator: at
+        int16, where export stores every bias as int64 (tflw.export.int16_bias)."""
+        return quantizer.bits == 16
 
     def requantized(self, outputs, quantizer: FakeQuant):
         """What TFLite-Micro holds for this layer's float `outputs` (possibly max-pooled)
@@ -355,10 +356,6 @@ class QuantDepthwiseConv2D(_Conv):
         flat = ops.reshape(kernel, (h, w, channels * multiplier))
         quantized = ops.reshape(fake_quant_weights(flat, axis=-1), (h, w, channels, multiplier))
         return quantized, weight_scale(flat, axis=-1)
-
-    def int64_bias(self, quantizer: FakeQuant) -> bool:
-        # At int16, export stores its bias as int64 (tflw.export.int16_bias).
-        return quantizer.bits == 16
 
     def linear(self, inputs, kernel):
         return ops.depthwise_conv(
