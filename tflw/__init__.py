@@ -28,12 +28,14 @@ distiller.compile("adam", loss, metrics=["accuracy"]); distiller.fit(x_train, y_
 print(tflw.analyze(qat, board="nano33ble"))          # per-op costs, arena, budget
 model = tflw.models.resnet8()                         # MCU-shaped zoo, lightweight blocks
 tflw.export(qat, "build/mnist", board="nano33ble")    # fails clearly if it does not fit
+check = tflw.firmware.check_firmware("build/mnist", "~/tflite-micro", target="cortex-m4")
+print(check.bit_exact, check.arena_used_bytes, check.flash)  # the sketch built and run
 ```
 """
 
 __version__ = "0.1.0"
 
-from tflw import boards, errors, models  # noqa: E402
+from tflw import boards, errors, firmware, models  # noqa: E402
 from tflw.analysis import Analysis, analyze  # noqa: E402
 from tflw.distillation import Distiller  # noqa: E402
 from tflw.export import ExportResult, VerifyResult, export, read_flatbuffer, verify  # noqa: E402
@@ -62,6 +64,7 @@ __all__ = [
     "calibrate",
     "errors",
     "export",
+    "firmware",
     "models",
     "prune_model",
     "quantize_model",

@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
+import keras
 import pytest
 
 import tflw
@@ -16,7 +16,7 @@ from tests.conftest import all_layers_model
 from tests.export.sketch_compiler import assert_compiles
 from tflw.errors import FirmwareBuildError, ModelFileError
 from tflw.firmware import FirmwareCheck, check_firmware, record_arena
-from tflw.firmware.check import sketch_path
+from tflw.firmware.check import compressed_sketch, sketch_path
 from tflw.firmware.flash_map import flash_by_part, part_of
 
 MAP = """
@@ -110,3 +110,23 @@ def test_a_measured_arena_is_written_into_the_sketch_and_the_report(exported, tm
         sketch.replace("//", " ").split())
     assert json.loads((out_dir / "report.json").read_text())["firmware"]["arena_used_bytes"] == 5001
     assert_compiles(out_dir, tmp_path)
+
+
+def test_the_compressed_sketch_follows_the_note_and_compiles(pixels, tmp_path):
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(16, 3, activation="relu")(inputs)
+    x = keras.layers.Conv2D(32, 3, activation="relu")(x)  # the low-bit, compressed one
+    model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
+    qat = tflw.quantize_model(model, calibration_data=pixels, weight_bits=4)
+    result = tflw.export(qat, tmp_path / "out", sample_inputs=pixels[:8], compress="always")
+    ops = len(result.info.ops)
+    text = compressed_sketch(result.sketch_path.read_text(), result.report["lut"])
+    assert f"tflite::MicroMutableOpResolver<{ops + 1}> resolver;" in text
+    assert "  resolver.AddDecode();\n" in text and "GetModel(g_model_compressed_data)" in text
+    assert f"kTensorArenaSize = {result.report['lut']['arena_size']};" in text
+    folder = tmp_path / "compressed"
+    folder.mkdir()
+    (folder / "sketch.ino").write_text(text)
+    for name in ("model_compressed_data.h", "model_compressed_data.cc"):
+        shutil.copy(result.out_dir / name, folder / name)
+    assert_compiles(folder, tmp_path)
