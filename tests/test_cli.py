@@ -5,6 +5,7 @@ import numpy as np
 
 import tflw
 from tests.conftest import all_layers_model
+from tests.export.sketch_compiler import assert_compiles
 from tflw.cli import main
 
 
@@ -47,3 +48,11 @@ def test_report_prints_per_op_costs_and_the_board_budget(tmp_path, pixels, capsy
 def test_firmware_check_names_what_is_missing(tmp_path, capsys):
     assert main(["firmware", "check", str(tmp_path), "--tflm", str(tmp_path)]) == 1
     assert "ModelFileError" in capsys.readouterr().err  # no export in that folder
+
+
+def test_the_demo_writes_firmware_that_compiles(tmp_path, capsys):
+    # the demo's sketch once held `0f` / `1f` literals: 595 errors on every compiler
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--epochs", "1",
+                 "--qat-epochs", "1"]) == 0
+    assert "TFLite-Micro" in capsys.readouterr().out
+    assert_compiles(tmp_path / "demo", tmp_path)
