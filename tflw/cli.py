@@ -82,6 +82,9 @@ def _firmware_check(args) -> None:
           f"{check.max_lsb_difference} LSB)")
     print(f"arena: {check.arena_used_bytes:,} B used on {check.target} "
           f"({check.python_arena_bytes:,} B measured by export in the Python interpreter)")
+    if check.arena_parts:
+        print("arena parts: " + ", ".join(f"{part} {size:,} B"
+                                          for part, size in check.arena_parts.items()))
     if check.flash:
         print("flash: " + ", ".join(f"{part} {size:,} B" for part, size in check.flash.items()))
     for op in check.op_differences or []:

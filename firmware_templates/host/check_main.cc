@@ -2,6 +2,7 @@
 // sample of an input file through the same interpreter, outputs to a file.
 // Built with -include Arduino.h, -DTFLW_SKETCH="path/to/sketch.ino" and
 // -DTFLW_MODEL_ARRAY=<the C array the sketch runs>.
+// With -DTFLW_RECORD_ARENA it also prints the arena's parts (see print_arena_parts).
 // With -DTFLW_DUMP_TENSORS the inputs run through a second interpreter, on the same model
 // and resolver, that keeps every tensor, and each tensor of each sample is written to
 // tflw_tensors.bin (index, byte count, bytes): what tells which op's kernel differs.
@@ -9,6 +10,10 @@
 #include <stdlib.h>
 
 #include TFLW_SKETCH
+
+#ifdef TFLW_RECORD_ARENA
+#include "tensorflow/lite/micro/recording_micro_interpreter.h"
+#endif
 
 #ifdef TFLW_DUMP_TENSORS
 #include "tensorflow/lite/micro/memory_helpers.h"
@@ -46,12 +51,46 @@ void dump_tensors(tflite::MicroInterpreter* kept, FILE* dump) {
 }  // namespace
 #endif
 
+#ifdef TFLW_RECORD_ARENA
+namespace {
+
+// The sketch's arena split as TFLite-Micro's recording allocator sees it, from a second
+// interpreter on the heap (the sketch's own arena is left as it is): planned tensors and
+// scratch, persistent data, and each kind of persistent allocation.
+void print_arena_parts() {
+  const size_t size = 2 * kTensorArenaSize + 65536;
+  uintptr_t block = reinterpret_cast<uintptr_t>(malloc(size + 16));
+  uint8_t* arena = reinterpret_cast<uint8_t*>((block + 15) & ~static_cast<uintptr_t>(15));
+  tflite::RecordingMicroInterpreter recording(tflite::GetModel(TFLW_MODEL_ARRAY), resolver,
+                                              arena, size);
+  if (recording.AllocateTensors() != kTfLiteOk) {
+    return;
+  }
+  const tflite::RecordingMicroAllocator& allocator = recording.GetMicroAllocator();
+  printf("tflw-arena-parts %lu %lu\n",
+         static_cast<unsigned long>(allocator.GetSimpleMemoryAllocator()->GetNonPersistentUsedBytes()),
+         static_cast<unsigned long>(allocator.GetSimpleMemoryAllocator()->GetPersistentUsedBytes()));
+  for (int kind = 0; kind < static_cast<int>(tflite::RecordedAllocationType::kNumAllocationTypes);
+       ++kind) {
+    tflite::RecordedAllocation recorded =
+        allocator.GetRecordedAllocation(static_cast<tflite::RecordedAllocationType>(kind));
+    printf("tflw-allocation %d %lu %lu\n", kind, static_cast<unsigned long>(recorded.used_bytes),
+           static_cast<unsigned long>(recorded.count));
+  }
+}
+
+}  // namespace
+#endif
+
 int main(int argc, char** argv) {
   const char* input_path = argc > 2 ? argv[1] : "tflw_inputs.bin";
   const char* output_path = argc > 2 ? argv[2] : "tflw_outputs.bin";
   setvbuf(stdout, nullptr, _IONBF, 0);  // a sketch that halts loops forever: keep its words
   setup();
   loop();
+#ifdef TFLW_RECORD_ARENA
+  print_arena_parts();  // a separate build: the recorder's code is not the sketch's flash
+#endif
   FILE* inputs = fopen(input_path, "rb");
   FILE* outputs = fopen(output_path, "wb");
   if (inputs == nullptr || outputs == nullptr) {

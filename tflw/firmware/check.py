@@ -31,6 +31,10 @@ from tflw.firmware.tflm_build import TARGETS, TflmLibrary, build_tflm, check_tre
 QEMU = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
         "-serial", "none", "-semihosting-config", "enable=on,target=native"]
 PER_OP_SAMPLES = 5
+# TFLite-Micro's RecordedAllocationType, in its order: the persistent allocations by kind.
+ALLOCATION_KINDS = ("eval tensors", "persistent tensors", "tensor quantization",
+                    "persistent buffers", "variable buffers", "nodes and registrations",
+                    "op data")
 M4_LINK = ["-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections",
            "-u", "_printf_float"]  # newlib-nano prints floats only when asked
 
@@ -51,6 +55,10 @@ class FirmwareCheck:
         sketch_output: what the sketch's setup() and loop() printed for its own sample.
         flash: Cortex-M4 only: bytes of flash by part (model, sketch, TFLite-Micro runtime,
             kernels, DECODE, C library and start-up, total).
+        arena_parts: the arena split: "planned" (tensors and scratch buffers, the same on
+            every word size), "persistent" (the rest of `arena_used_bytes`), and the
+            persistent allocations by kind as TFLite-Micro's recording allocator counts
+            them (its own bookkeeping aside).
         op_differences: with CMSIS-NN and `per_op`: each op's output values that differ
             from the reference kernels' on the same target, and whether its inputs were
             identical (then that op's kernel is where a difference starts).
@@ -67,6 +75,7 @@ class FirmwareCheck:
     sketch_output: str
     flash: Optional[dict] = None
     op_differences: Optional[list] = None
+    arena_parts: Optional[dict] = None
 
     @property
     def bit_exact(self) -> bool:
@@ -74,6 +83,18 @@ class FirmwareCheck:
 
     def as_dict(self) -> dict:
         return dict(vars(self), bit_exact=self.bit_exact)
+
+
+def arena_parts(printed: str, arena_used: int) -> Optional[dict]:
+    """The arena split from the firmware's `tflw-arena-parts` and `tflw-allocation` lines."""
+    parts = re.search(r"tflw-arena-parts (\d+) (\d+)", printed)
+    if parts is None:
+        return None
+    planned = int(parts.group(1))
+    kinds = {ALLOCATION_KINDS[int(kind)]: int(size) for kind, size, _ in
+             re.findall(r"tflw-allocation (\d+) (\d+) (\d+)", printed)
+             if int(kind) < len(ALLOCATION_KINDS)}
+    return {"planned": planned, "persistent": arena_used - planned, **kinds}
 
 
 def compressed_sketch(sketch_text: str, lut: dict) -> str:
@@ -129,17 +150,21 @@ def _inputs(info, inputs: Optional[np.ndarray], samples: int) -> list:
     return [info.inputs[0].quantize(np.asarray(inputs)[:samples])]
 
 
+MODES = {"run": [], "dump": ["-DTFLW_DUMP_TENSORS"], "record": ["-DTFLW_RECORD_ARENA"]}
+
+
 def _compile_and_link(library: TflmLibrary, sketch: Path, model_data: Path, work: Path,
-                      dump: bool) -> Path:
+                      mode: str) -> Path:
     target = library.target
     templates = template_folder()
     sources = [templates / "host/check_main.cc", model_data]
+    array = ARRAY_NAME if model_data.stem == "model_data" else COMPRESSED_ARRAY_NAME
     flags = ["-std=c++17", target.optimization, *target.flags, "-DTF_LITE_STATIC_MEMORY",
              *library.defines, "-fno-rtti", "-fno-exceptions", "-ffunction-sections",
              "-fdata-sections", "-include", "Arduino.h", f"-I{templates / 'host'}",
              f"-I{sketch.parent}", f"-I{model_data.parent}",
              *(f"-isystem{d}" for d in library.include_dirs), f'-DTFLW_SKETCH="{sketch}"',
-             f"-DTFLW_MODEL_ARRAY={ARRAY_NAME if model_data.stem == 'model_data' else COMPRESSED_ARRAY_NAME}", *(["-DTFLW_DUMP_TENSORS"] if dump else [])]
+             f"-DTFLW_MODEL_ARRAY={array}", *MODES[mode]]
     binary = work / ("check.elf" if target.name == "cortex-m4" else "check")
     link = []
     if target.name == "cortex-m4":
@@ -199,18 +224,18 @@ def _split_outputs(raw: bytes, info, samples: int) -> list:
 
 
 def _build_and_run(library: TflmLibrary, sketch: Path, model_data: Path, quantized: list,
-                   timeout_s: float, dump: bool = False) -> tuple:
-    """(what it printed, the outputs file, the linker map or "") of one firmware build;
-    with `dump`, the tensor dump instead of the outputs file."""
+                   timeout_s: float, mode: str = "run") -> tuple:
+    """(what it printed, the outputs file, the linker map or "") of one firmware build of
+    `MODES`; "dump" gives the tensor dump instead of the outputs file."""
     with tempfile.TemporaryDirectory(prefix="tflw-firmware-") as folder:
         work = Path(folder)
-        binary = _compile_and_link(library, sketch, model_data, work, dump)
+        binary = _compile_and_link(library, sketch, model_data, work, mode)
         with open(work / "tflw_inputs.bin", "wb") as stream:
             for sample in range(len(quantized[0])):
                 for values in quantized:
                     stream.write(np.ascontiguousarray(values[sample]).tobytes())
         printed = _run(binary, library.target.name, work, timeout_s)
-        result = work / ("tflw_tensors.bin" if dump else "tflw_outputs.bin")
+        result = work / ("tflw_tensors.bin" if mode == "dump" else "tflw_outputs.bin")
         map_file = work / "check.map"
         return printed, result.read_bytes(), map_file.read_text() if map_file.is_file() else ""
 
@@ -281,18 +306,21 @@ def check_firmware(
         expected = run_tflm(model_bytes, quantized, output_count=len(info.outputs)).outputs
         library = build_tflm(tflm, TARGETS[target], cmsis_nn)
         printed, raw, map_text = _build_and_run(library, sketch, model_data, quantized, timeout_s)
+        recorded = _build_and_run(library, sketch, model_data, [q[:1] for q in quantized],
+                                  timeout_s, "record")[0]
         got = _split_outputs(raw, info, count)
         flash = flash_by_part(map_text) if map_text else None
         ops = None
         if per_op and cmsis_nn is not None:
             reference = build_tflm(tflm, TARGETS[target], None)
             first = [q[:PER_OP_SAMPLES] for q in quantized]
-            dumps = [_build_and_run(built, sketch, model_data, first, timeout_s, dump=True)[1]
+            dumps = [_build_and_run(built, sketch, model_data, first, timeout_s, "dump")[1]
                      for built in (reference, library)]
             ops = op_differences(model_bytes, *dumps)
         differences = [np.abs(a.astype(np.int64) - b.astype(np.int64)).reshape(count, -1)
                        for a, b in zip(got, expected)]
         identical = np.all([d.max(axis=1) == 0 for d in differences], axis=0)
+    arena_used = int(re.search(r"tflw-arena (\d+)", printed).group(1))
     return FirmwareCheck(
         target=target,
         kernels="reference" if cmsis_nn is None else "cmsis_nn",
@@ -300,11 +328,12 @@ def check_firmware(
         samples=count,
         identical_samples=int(identical.sum()),
         max_lsb_difference=int(max(d.max() for d in differences)),
-        arena_used_bytes=int(re.search(r"tflw-arena (\d+)", printed).group(1)),
+        arena_used_bytes=arena_used,
         python_arena_bytes=int((report["lut"] if model == "compressed" else report)
                                ["arena_bytes_measured"]),
         sketch_output="\n".join(line for line in printed.splitlines()
                                 if not line.startswith("tflw-")),
         flash=flash,
         op_differences=ops,
+        arena_parts=arena_parts(recorded, arena_used),
     )
