@@ -15,6 +15,16 @@
 #include "tensorflow/lite/micro/recording_micro_interpreter.h"
 #endif
 
+namespace {
+
+// A 16-byte-aligned arena of `size` bytes from the heap, for a second interpreter.
+[[maybe_unused]] uint8_t* heap_arena(size_t size) {
+  uintptr_t block = reinterpret_cast<uintptr_t>(malloc(size + 16));
+  return reinterpret_cast<uint8_t*>((block + 15) & ~static_cast<uintptr_t>(15));
+}
+
+}  // namespace
+
 #ifdef TFLW_DUMP_TENSORS
 #include "tensorflow/lite/micro/memory_helpers.h"
 
@@ -23,8 +33,7 @@ namespace {
 tflite::MicroInterpreter* preserving_interpreter(FILE* dump) {
   // Every tensor kept: a few times the sketch's arena, from the heap.
   const size_t size = 8 * kTensorArenaSize + 65536;
-  uintptr_t block = reinterpret_cast<uintptr_t>(malloc(size + 16));
-  uint8_t* arena = reinterpret_cast<uint8_t*>((block + 15) & ~static_cast<uintptr_t>(15));
+  uint8_t* arena = heap_arena(size);
   static tflite::MicroInterpreter kept(tflite::GetModel(TFLW_MODEL_ARRAY), resolver, arena, size,
                                        nullptr, nullptr, true);
   if (kept.AllocateTensors() != kTfLiteOk || dump == nullptr) {
@@ -59,8 +68,7 @@ namespace {
 // scratch, persistent data, and each kind of persistent allocation.
 void print_arena_parts() {
   const size_t size = 2 * kTensorArenaSize + 65536;
-  uintptr_t block = reinterpret_cast<uintptr_t>(malloc(size + 16));
-  uint8_t* arena = reinterpret_cast<uint8_t*>((block + 15) & ~static_cast<uintptr_t>(15));
+  uint8_t* arena = heap_arena(size);
   tflite::RecordingMicroInterpreter recording(tflite::GetModel(TFLW_MODEL_ARRAY), resolver,
                                               arena, size);
   if (recording.AllocateTensors() != kTfLiteOk) {

@@ -301,29 +301,28 @@ def export(
                            f"DECODE's {lut['decode_code_bytes']:,} B of code: no "
                            "model_compressed.tflite (--compress always writes it)")
         _say(progress, f"writing the flatbuffer, C array and sketch '{sketch_name}'")
-        for note in library_notes(info):
+        notes = library_notes(info)
+        for note in notes:
             warnings.warn(ArduinoLibraryWarning(note), stacklevel=2)
         sketch = arduino_sketch(
             info, sketch_name, verification.arena_bytes,
             info.inputs[0].quantize(inputs[0]),
             info.outputs[0].quantize(verification.outputs[0][0]),
             "the first sample input" if compared else "all zeros (no sample inputs given)",
-            compressed=lut,
+            compressed=lut, notes=notes,
         )
         arrays = c_array_files(model_bytes, model_name=sketch_name)
-        if compressed is not None:
-            arrays.update(c_array_files(compressed, model_name=f"{sketch_name} (LUT-compressed)",
-                                        array_name=COMPRESSED_ARRAY_NAME,
-                                        file_stem="model_compressed_data"))
+        compressed_arrays = {} if compressed is None else c_array_files(
+            compressed, model_name=f"{sketch_name} (LUT-compressed)",
+            array_name=COMPRESSED_ARRAY_NAME, file_stem="model_compressed_data")
         report = _report(sketch_name, model, info, model_bytes, verification, compared)
         report["board"] = None if board is None else _board_report(board, info, verification)
         report["lut"] = lut
-        files = {"model.tflite": model_bytes, **arrays,
+        files = {"model.tflite": model_bytes, **arrays, **compressed_arrays,
                  f"arduino/{sketch_name}/{sketch_name}.ino": sketch,
                  "report.json": json.dumps(report, indent=2) + "\n"}
-        sketch_arrays = {file: arrays[file] for file in ("model_data.h", "model_data.cc")}
-        files.update({f"arduino/{sketch_name}/{file}": text for file, text in sketch_arrays.items()})
-        files.update(platformio_files(sketch, sketch_arrays, sketch_name,
+        files.update({f"arduino/{sketch_name}/{file}": text for file, text in arrays.items()})
+        files.update(platformio_files(sketch, arrays, sketch_name,
                                       None if board is None else board.key))
         if compressed is not None:
             files["model_compressed.tflite"] = compressed

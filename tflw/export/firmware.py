@@ -10,7 +10,7 @@ import json
 import re
 import textwrap
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -36,10 +36,14 @@ ARDUINO_LIBRARIES = json.loads(
     (Path(__file__).parent / "arduino_libraries.json").read_text())["libraries"]
 
 
+def aligned_16(size: int) -> int:
+    """`size` rounded up to a multiple of 16 (TFLite-Micro's arena alignment)."""
+    return (size + 15) // 16 * 16
+
+
 def arena_size(measured_bytes: int) -> int:
     """`kTensorArenaSize`: the measured arena plus `ARENA_MARGIN`, rounded up to 16."""
-    padded = int(np.ceil(measured_bytes * (1 + ARENA_MARGIN)))
-    return (padded + 15) // 16 * 16
+    return aligned_16(int(np.ceil(measured_bytes * (1 + ARENA_MARGIN))))
 
 
 def resolver_calls(info: FlatbufferInfo) -> list:
@@ -135,7 +139,7 @@ def arena_comment(arena_bytes: int) -> str:
 def with_arena(sketch_text: str, arena_bytes: int, comment: str) -> str:
     """`sketch_text` with `kTensorArenaSize` set to `arena_bytes` rounded up to 16 and the
     comment lines above it replaced by `comment`."""
-    size = (arena_bytes + 15) // 16 * 16
+    size = aligned_16(arena_bytes)
     lines = "\n".join(f"// {line}" for line in textwrap.wrap(comment, 88))
     changed, count = re.subn(r"(?:// [^\n]*\n)+constexpr int kTensorArenaSize = \d+;",
                              f"{lines}\nconstexpr int kTensorArenaSize = {size};", sketch_text)
@@ -153,6 +157,7 @@ def arduino_sketch(
     sample_output: np.ndarray,
     sample_description: str,
     compressed: Optional[dict] = None,
+    notes: Sequence[str] = (),
 ) -> str:
     """The `.ino` text for a model with flatbuffer facts `info`.
 
@@ -164,6 +169,7 @@ def arduino_sketch(
         sample_output: the host interpreter's output codes for it.
         sample_description: where the sample came from, for a comment.
         compressed: export's report of a LUT-compressed twin, which the sketch describes.
+        notes: `library_notes(info)`, which export also gives as warnings.
     """
     first_input, first_output = info.inputs[0], info.outputs[0]
     output_type, output_field = _c_type(first_output.dtype)
@@ -174,7 +180,7 @@ def arduino_sketch(
         chirale_version=CHIRALE_VERSION,
         arduino_examples_version=ARDUINO_EXAMPLES_VERSION,
         op_list_comment="\n".join(f"//   {op.name} v{op.version}" for op in info.ops),
-        library_notes=_library_comment(library_notes(info)),
+        library_notes=_library_comment(notes),
         compressed_note=_compressed_note(compressed, len(info.ops)),
         arena_comment=arena_comment(arena_bytes),
         arena_size=arena_size(arena_bytes),

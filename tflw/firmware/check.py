@@ -190,9 +190,6 @@ def _run_compiler(command: list, sketch: Path, target: str) -> None:
 
 def _run(binary: Path, target: str, work: Path, timeout_s: float) -> str:
     command = [*QEMU, "-kernel", str(binary)] if target == "cortex-m4" else [str(binary)]
-    if target == "cortex-m4" and shutil.which("qemu-system-arm") is None:
-        raise FirmwareBuildError("qemu-system-arm is not installed: the cortex-m4 check runs "
-                                 "under it (Debian: apt-get install qemu-system-arm).")
     try:
         done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as error:
@@ -295,6 +292,9 @@ def check_firmware(
     tflm = Path(tflm).expanduser()
     cmsis_nn = None if cmsis_nn is None else Path(cmsis_nn).expanduser()
     check_tree(tflm, cmsis_nn)  # before the Python interpreter's run, not after
+    if target == "cortex-m4" and shutil.which("qemu-system-arm") is None:
+        raise FirmwareBuildError("qemu-system-arm is not installed: the cortex-m4 check runs "
+                                 "under it (Debian: apt-get install qemu-system-arm).")
     report = json.loads((out_dir / "report.json").read_text())
     with tempfile.TemporaryDirectory(prefix="tflw-sketch-") as scratch:
         sketch, model_data = _sketch_for(model, sketch, out_dir, report, Path(scratch))

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from tflw.errors import FirmwareBuildError
-from tflw.export.firmware import with_arena
+from tflw.export.firmware import aligned_16, with_arena
 from tflw.firmware.check import FirmwareCheck, sketch_path
 
 
@@ -41,4 +41,4 @@ def record_arena(out_dir, check: FirmwareCheck) -> int:
     report["firmware"] = check.as_dict()
     _replace(sketch, sketch_text)
     _replace(report_path, json.dumps(report, indent=2) + "\n")
-    return (check.arena_used_bytes + 15) // 16 * 16
+    return aligned_16(check.arena_used_bytes)
