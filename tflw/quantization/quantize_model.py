@@ -27,8 +27,7 @@ from tflw.quantization.add import QuantAdd
 from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.input_link import input_quantizer
 from tflw.quantization.layer_kinds import (ACTIVATION, BATCH_NORM, CONCAT, LAYER_KINDS, LINEAR,
-                                           MULTIPLY, OWN_RANGE, POOLED_MEAN, SAME_SCALE,
-                                           activation_name)
+                                           MULTIPLY, POOLED_MEAN, SAME_SCALE, activation_name)
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
 from tflw.quantization.hard_swish import QuantHardSwish
