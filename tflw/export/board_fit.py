@@ -1,14 +1,48 @@
 """Does a model fit a board? If not, by how much, and which layers to shrink.
 
 ```python
+check_weights_fit(boards.get("nano33ble"), model)   # before converting: int8 weights alone
 check_fits(boards.get("nano33ble"), flatbuffer_bytes, arena_bytes, info.operators)
 ```
 """
 
 from typing import Sequence
 
+import numpy as np
+
 from tflw.boards import Board
 from tflw.errors import ModelTooLargeError
+
+# Weights stored at least one byte each in an int8 flatbuffer (Keras 3 and tf_keras names).
+_WEIGHT_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel", "embeddings")
+
+
+def _weight_bytes(model) -> list:
+    """(layer path, int8 bytes) of every kernel in `model`, largest first."""
+    sizes = []
+    for variable in model.weights:
+        path = getattr(variable, "path", variable.name).split(":")[0]
+        if path.split("/")[-1] in _WEIGHT_NAMES:
+            sizes.append((path.rsplit("/", 1)[0], int(np.prod(variable.shape))))
+    return sorted(sizes, key=lambda item: -item[1])
+
+
+def check_weights_fit(board: Board, model) -> None:
+    """Raise `ModelTooLargeError` when the int8 kernels alone exceed `board`'s model flash.
+
+    Reads only the parameter count, so an obvious misfit is refused in about a second,
+    before quantizing or converting (which takes minutes and gigabytes for such a model).
+    """
+    sizes = _weight_bytes(model)
+    total = sum(size for _, size in sizes)
+    if total > board.model_flash_budget:
+        largest = ", ".join(f"{path} ({size:,} B)" for path, size in sizes[:3])
+        raise ModelTooLargeError(
+            f"does not fit {board.name} ({board.key}): its {total:,} weights take at least "
+            f"{total:,} B of flash as int8, {total - board.model_flash_budget:,} B more than the "
+            f"{board.model_flash_budget:,} B left for the model, before conversion. Largest: "
+            f"{largest}. Shrink the model (tflw.fit_board searches bits and channels for a "
+            "budget), or pick a board with more flash.")
 
 
 def _culprits(ops: Sequence, field: str) -> str:

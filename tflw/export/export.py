@@ -20,7 +20,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from tflw import __version__, boards
-from tflw.export.board_fit import check_fits
+from tflw.export.board_fit import check_fits, check_weights_fit
 from tflw.errors import (ArduinoLibraryWarning, ConversionError, ModelFileError,
                          OutputDirectoryError)
 from tflw.export.c_array import COMPRESSED_ARRAY_NAME, c_array_files
@@ -277,6 +277,8 @@ def export(
     board = None if board is None else boards.get(board)
     if sample_inputs is not None:
         check_data(sample_inputs, "sample_inputs", model)
+    if board is not None:
+        check_weights_fit(board, model)
     out_dir = Path(out_dir)
     staging = _staging_folder(out_dir, overwrite)
     try:
