@@ -22,6 +22,7 @@ setup(
         "numpy",
         "tflite-micro",
         "pyyaml",
+        "scipy",  # fit_board's integer program (HiGHS)
     ],
     # jax, torch: the suite trains on the JAX and PyTorch backends too (tests/backends), as a
     # GPU machine without TensorFlow does
