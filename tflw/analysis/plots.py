@@ -46,26 +46,31 @@ def plot_layers(analysis, path: Union[str, os.PathLike]) -> None:
     plt.close(figure)
 
 
-def pareto_front(runs: Sequence[dict]) -> list:
-    """The runs no other run beats on both flash (smaller) and accuracy (higher)."""
+def pareto_front(runs: Sequence[dict], cost: str = "flash_bytes") -> list:
+    """The runs no other run beats on both `cost` (smaller) and accuracy (higher)."""
     return [run for run in runs if not any(
-        other["flash_bytes"] <= run["flash_bytes"] and other["accuracy"] >= run["accuracy"]
-        and (other["flash_bytes"], other["accuracy"]) != (run["flash_bytes"], run["accuracy"])
+        other[cost] <= run[cost] and other["accuracy"] >= run["accuracy"]
+        and (other[cost], other["accuracy"]) != (run[cost], run["accuracy"])
         for other in runs)]
 
 
-def plot_pareto(runs: Sequence[dict], path: Union[str, os.PathLike]) -> None:
-    """Accuracy against flash for `runs` (dicts with "run", "flash_bytes", "accuracy"),
-    the Pareto front joined by a line."""
+_AXIS_LABELS = {"flash_bytes": "flash (bytes)", "arena_bytes": "tensor arena (bytes)"}
+
+
+def plot_pareto(runs: Sequence[dict], path: Union[str, os.PathLike],
+                costs: Sequence[str] = ("flash_bytes",)) -> None:
+    """Accuracy against each of `costs` for `runs` (dicts with "run", "accuracy" and each
+    cost), one panel per cost, the Pareto front joined by a line."""
     plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(6, 4))
-    axis.scatter([r["flash_bytes"] for r in runs], [100 * r["accuracy"] for r in runs])
-    for run in runs:
-        axis.annotate(run["run"], (run["flash_bytes"], 100 * run["accuracy"]), fontsize=7)
-    front = sorted(pareto_front(runs), key=lambda r: r["flash_bytes"])
-    axis.plot([r["flash_bytes"] for r in front], [100 * r["accuracy"] for r in front], "--")
-    axis.set_xlabel("flash (bytes)")
-    axis.set_ylabel("top-1 accuracy (%)")
+    figure, axes = plt.subplots(1, len(costs), figsize=(6 * len(costs), 4), squeeze=False)
+    for axis, cost in zip(axes[0], costs):
+        axis.scatter([r[cost] for r in runs], [100 * r["accuracy"] for r in runs])
+        for run in runs:
+            axis.annotate(run["run"], (run[cost], 100 * run["accuracy"]), fontsize=7)
+        front = sorted(pareto_front(runs, cost), key=lambda r: r[cost])
+        axis.plot([r[cost] for r in front], [100 * r["accuracy"] for r in front], "--")
+        axis.set_xlabel(_AXIS_LABELS.get(cost, cost))
+        axis.set_ylabel("top-1 accuracy (%)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -9,6 +9,7 @@ small = tflw.strip_pruning(pruned)       # or: plain Keras, channels physically 
 """
 
 from tflw.pruning.callbacks import UpdatePruningStep, layer_sparsity, pruned_layers
+from tflw.pruning.one_shot import prune_channels
 from tflw.pruning.prune_model import default_skipped, prune_model
 from tflw.pruning.schedules import ConstantSparsity, CubicSparsity, PolynomialDecay, PruningSchedule
 from tflw.pruning.strip import strip_pruning
@@ -24,6 +25,7 @@ __all__ = [
     "UpdatePruningStep",
     "default_skipped",
     "layer_sparsity",
+    "prune_channels",
     "prune_model",
     "pruned_layers",
     "strip_pruning",

@@ -56,8 +56,9 @@ def _bn_scale(layer) -> np.ndarray:
     return scale * _numpy(layer.gamma) if layer.scale else scale
 
 
-def _update_channel_masks(members: list, all_layers: dict, step: int) -> None:
-    """One mask for a channel group, from the summed scores of its scoring blocks."""
+def channel_group_mask(members: list, all_layers: dict, sparsity: float) -> np.ndarray:
+    """The mask of one channel group at `sparsity`: its channels scored by the summed filter
+    norms of its scoring blocks (times their BatchNorm scale), already pruned ones at 0."""
     scores = 0.0
     for member in members:
         if member.scored_by is None:
@@ -67,10 +68,25 @@ def _update_channel_masks(members: list, all_layers: dict, step: int) -> None:
         scores = scores + channel_scores(_numpy(kernel_variable(scorer)), scale)
     scores = scores * _numpy(members[0].mask)
     channels = scores.size
-    pruned = int(members[0].schedule.sparsity(step) * channels)  # whole channels, rounded down
-    mask = magnitude_mask(scores, pruned / channels)
-    for member in members:
-        member.mask.assign(mask)
+    pruned = int(round(sparsity * channels, 9))  # whole channels, rounded down
+    return magnitude_mask(scores, pruned / channels)
+
+
+def channel_groups_of(model: keras.Model) -> dict:
+    """{group name: its `ChannelMasked` layers} of a model from `prune_model(structure="channels")`."""
+    groups: dict = {}
+    for layer in pruned_layers(model):
+        if isinstance(layer, ChannelMasked):
+            groups.setdefault(layer.group, []).append(layer)
+    return groups
+
+
+def layers_by_name(model: keras.Model) -> dict:
+    """Every layer of `model` by name, the layers inside pruning wrappers included."""
+    found = {layer.name: layer for layer in model._flatten_layers(recursive=True)}
+    for layer in pruned_layers(model):
+        found.setdefault(layer.layer.name, layer.layer)
+    return found
 
 
 class UpdatePruningStep(keras.callbacks.Callback):
@@ -86,9 +102,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
         self.layers = pruned_layers(model)
         if not self.layers:
             raise ValueError("the model has no pruned layers: build it with tflw.prune_model")
-        self.all_layers = {layer.name: layer for layer in model._flatten_layers(recursive=True)}
-        for layer in self.layers:
-            self.all_layers.setdefault(layer.layer.name, layer.layer)
+        self.all_layers = layers_by_name(model)
         self.step = int(_numpy(model.optimizer.iterations)) if model.optimizer else 0
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -101,7 +115,10 @@ class UpdatePruningStep(keras.callbacks.Callback):
                 if isinstance(layer, ChannelMasked):
                     groups.setdefault(layer.group, []).append(layer)
             for members in groups.values():
-                _update_channel_masks(members, self.all_layers, self.step)
+                mask = channel_group_mask(members, self.all_layers,
+                                          members[0].schedule.sparsity(self.step))
+                for member in members:
+                    member.mask.assign(mask)
         self.step += 1
 
     def on_epoch_end(self, epoch, logs=None):
