@@ -28,6 +28,8 @@ distiller.compile("adam", loss, metrics=["accuracy"]); distiller.fit(x_train, y_
 print(tflw.analyze(qat, board="nano33ble"))          # per-op costs, arena, budget
 model = tflw.models.resnet8()                         # MCU-shaped zoo, lightweight blocks
 tflw.export(qat, "build/mnist", board="nano33ble")    # fails clearly if it does not fit
+fit = tflw.fit_board(model, "nano33ble", (x_train, y_train), (x_val, y_val), max_flash=40_000)
+print(fit.summary())                                  # bits and channels per layer, measured
 check = tflw.firmware.check_firmware("build/mnist", "~/tflite-micro", target="cortex-m4")
 print(check.bit_exact, check.arena_used_bytes, check.flash)  # the sketch built and run
 ```
@@ -48,6 +50,7 @@ from tflw.pruning import (  # noqa: E402
     strip_pruning,
 )
 from tflw.quantization import calibrate, quantize_model  # noqa: E402
+from tflw.search import FitResult, fit_board  # noqa: E402
 
 __all__ = [
     "Analysis",
@@ -55,6 +58,7 @@ __all__ = [
     "CubicSparsity",
     "Distiller",
     "ExportResult",
+    "FitResult",
     "PolynomialDecay",
     "UpdatePruningStep",
     "VerifyResult",
@@ -65,6 +69,7 @@ __all__ = [
     "errors",
     "export",
     "firmware",
+    "fit_board",
     "models",
     "prune_model",
     "quantize_model",

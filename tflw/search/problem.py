@@ -85,9 +85,11 @@ class Problem:
         self.arena_overhead = arena - estimate["arena"]
 
     def solve(self, flash: Optional[float] = None, arena: Optional[float] = None,
-              macs: Optional[float] = None) -> Optional[Config]:
-        """The configuration of least summed sensitivity within the budgets, or None."""
-        budgets: Dict[str, float] = {}
+              macs: Optional[float] = None,
+              extra_budgets: Optional[Mapping[str, float]] = None) -> Optional[Config]:
+        """The configuration of least summed sensitivity within the budgets, or None;
+        `extra_budgets` bound resources of terms added to `terms` by the caller."""
+        budgets: Dict[str, float] = dict(extra_budgets or {})
         if flash is not None:
             budgets["flash"] = flash - self.flash_overhead
         if macs is not None:

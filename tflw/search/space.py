@@ -80,9 +80,10 @@ class WeightLayer:
 
 @dataclass(frozen=True)
 class Activation:
-    """A tensor the arena holds: int8 bytes as built, its channel group, and the op steps
-    it is alive for (produced at `first`, last read at `last`)."""
+    """A tensor the arena holds: the layer that makes it, its int8 bytes as built, its
+    channel group, and the op steps it is alive for (made at `first`, last read at `last`)."""
 
+    producer: str
     nbytes: int
     group: Optional[str]
     first: int
@@ -134,6 +135,7 @@ def read_space(model: keras.Model, bits: Sequence[int] = (8,),
     canonical: Dict[int, int] = {}
     sizes: Dict[int, int] = {}
     first: Dict[int, int] = {key: -1 for key in graph.inputs}
+    producer: Dict[int, str] = {key: t.name for key, t in zip(graph.inputs, graph.input_tensors)}
     last: Dict[int, int] = {}
     layers: List[WeightLayer] = []
     channels: Dict[str, int] = {}
@@ -159,6 +161,7 @@ def read_space(model: keras.Model, bits: Sequence[int] = (8,),
         shape = tuple(step.node.outputs[0].shape)[1:]
         sizes[out_key] = int(np.prod(shape))
         first[out_key] = op
+        producer[out_key] = layer.name
         if out_group is not None:
             channels[out_group] = int(shape[-1])
         if kind in WEIGHTED:
@@ -174,8 +177,8 @@ def read_space(model: keras.Model, bits: Sequence[int] = (8,),
     input_sizes = {key: int(np.prod(tuple(t.shape)[1:]))
                    for key, t in zip(graph.inputs, graph.input_tensors)}
     activations = tuple(
-        Activation(input_sizes.get(key, sizes.get(key, 0)), tensor_group.get(key), first[key],
-                   last.get(key, first[key]))
+        Activation(producer[key], input_sizes.get(key, sizes.get(key, 0)), tensor_group.get(key),
+                   first[key], last.get(key, first[key]))
         for key in first)
     return SearchSpace(tuple(layers), channels, activations, op, tuple(bits), tuple(keeps),
                        layer_op)

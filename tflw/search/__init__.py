@@ -1,0 +1,12 @@
+"""Fit a model to a board: a budgeted search over weight bits and channels per layer.
+
+```python
+fit = tflw.fit_board(model, "nano33ble", (x_train, y_train), (x_val, y_val))
+print(fit.summary())
+```
+"""
+
+from tflw.search.fit_board import FitResult, Trial, fit_board
+from tflw.search.problem import Config
+
+__all__ = ["Config", "FitResult", "Trial", "fit_board"]

@@ -1,0 +1,85 @@
+"""One configuration made real: channels cut, QAT at its bits, distilled from the float
+model, exported and measured in TFLite-Micro.
+
+```python
+qat = train_candidate(model, config, x_train, y_train, logits, loss, epochs=2)
+trial = measure_candidate(qat, "fit/trial-1", x_val, y_val, decode=True)
+```
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+
+from tflw.distillation.distiller import Distiller
+from tflw.export.export import ExportResult, export
+from tflw.export.lut import DECODE_CODE_BYTES
+from tflw.export.verify import verify
+from tflw.pruning.one_shot import prune_channels
+from tflw.quantization.api import quantize_model
+from tflw.search.problem import Config
+
+CALIBRATION_SAMPLES = 512
+VERIFY_SAMPLES = 200
+
+
+@dataclass
+class Measured:
+    """What TFLite-Micro says of one exported candidate.
+
+    Attributes:
+        flash_bytes: flash the model takes as shipped: the int8 flatbuffer, or with
+            `runtime` "lut+decode" the LUT-compressed one plus DECODE's code.
+        arena_bytes: the measured arena of that flatbuffer.
+        accuracy: top-1 on the validation samples, outputs from TFLite-Micro.
+        runtime: "int8" or "lut+decode".
+    """
+
+    flash_bytes: int
+    arena_bytes: int
+    macs: int
+    accuracy: float
+    runtime: str
+
+
+def train_candidate(model: keras.Model, config: Config, x: np.ndarray, y: np.ndarray,
+                    teacher_logits: np.ndarray, loss: Callable, epochs: int,
+                    batch_size: int = 64, learning_rate: float = 5e-4,
+                    seed: int = 0) -> keras.Model:
+    """The QAT model of `config`: channels pruned one-shot, low-bit layers as LSQ, then
+    `epochs` of distillation from `model` (its logits on `x` precomputed)."""
+    keras.utils.set_random_seed(seed)
+    cut = {group: keep for group, keep in config.keep.items() if keep < 1.0}
+    small = prune_channels(model, cut) if cut else model
+    low_bits = {layer: bits for layer, bits in config.bits.items() if bits < 8}
+    qat = quantize_model(small, layer_bits=low_bits or None,
+                         calibration_data=x[:CALIBRATION_SAMPLES])
+    if epochs:
+        # Distiller freezes its teacher; a copy keeps `model` (and later clones) trainable.
+        teacher = keras.models.clone_model(model)
+        teacher.set_weights(model.get_weights())
+        distiller = Distiller(qat, teacher, cached_teacher_logits=True)
+        distiller.compile(keras.optimizers.Adam(learning_rate), loss=loss)
+        distiller.fit(x, (y, teacher_logits), epochs=epochs, batch_size=batch_size, verbose=0)
+    return qat
+
+
+def top1(outputs: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(outputs, -1) == np.ravel(y)))
+
+
+def measure_candidate(qat: keras.Model, out_dir: Path, x: np.ndarray, y: np.ndarray,
+                      decode: bool) -> tuple:
+    """Export `qat` into `out_dir` and measure it; returns (ExportResult, Measured)."""
+    result: ExportResult = export(qat, out_dir, sample_inputs=x[:VERIFY_SAMPLES],
+                                  overwrite=True, compress="always" if decode else "never")
+    flash, arena, runtime = result.flatbuffer_bytes, result.arena_bytes, "int8"
+    lut: Optional[dict] = result.report.get("lut")
+    if decode and lut and lut["flatbuffer_bytes"] + DECODE_CODE_BYTES < flash:
+        flash = lut["flatbuffer_bytes"] + DECODE_CODE_BYTES
+        arena, runtime = lut["arena_bytes_measured"], "lut+decode"
+    outputs = verify(result.tflite_path, x).outputs[0]
+    return result, Measured(flash, arena, int(result.info.macs), top1(outputs, y), runtime)

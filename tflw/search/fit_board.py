@@ -1,0 +1,387 @@
+"""`fit_board`: search weight bits and channels per layer until a model fits a board,
+fine-tune the best configurations with QAT distilled from the float model, and prove the
+result in TFLite-Micro.
+
+```python
+fit = tflw.fit_board(model, "nano33ble", (x_train, y_train), (x_val, y_val), decode=True)
+print(fit.summary())             # the chosen configuration, measured bytes and accuracy
+fit.export.tflite_path           # exported and verified like every tflw export
+fit.trials                       # every configuration tried, estimated and measured
+```
+
+The search: one measured int8 export calibrates the byte estimates; the loss increase of
+each single change (a layer at 4 or 2 bits, a channel group at 3/4, 1/2, 1/4) is measured
+on held-out data; an exact integer program picks the set of changes of least summed loss
+within the budgets (`tflw.search.solver`); the `candidates` best configurations are
+fine-tuned, exported and measured, and the most accurate one that fits in measured bytes
+is returned. A candidate that misses its budget in measured bytes shrinks the budget
+the solver sees by the miss, and the search goes on.
+
+References:
+    Dong et al., "HAWQ-V3: Dyadic Neural Network Quantization", ICML 2021 (integer
+    program over per-layer bit widths). Wang et al., "HAQ", CVPR 2019. Yang et al.,
+    "NetAdapt", ECCV 2018 (per-layer channel budgets, measured cost).
+"""
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import keras
+import numpy as np
+
+from tflw import boards
+from tflw.analysis.plots import plot_pareto
+from tflw.distillation.distiller import teacher_logits
+from tflw.errors import ModelTooLargeError, UnsupportedModelError
+from tflw.export.convert import is_quantization_aware
+from tflw.export.export import ExportResult, load_model
+from tflw.export.lut import DECODE_CODE_BYTES
+from tflw.export.preflight import check_data, check_model
+from tflw.search.candidate import Measured, measure_candidate, train_candidate
+from tflw.search.problem import Config, Problem, build_problem
+from tflw.search.sensitivity import measure_sensitivity
+from tflw.search.solver import Term
+from tflw.search.space import SearchSpace, read_space
+
+SENSITIVITY_SAMPLES = 1000
+# How far under a missed budget the next solve aims, beyond the measured miss itself.
+RETRY_MARGIN = 0.98
+
+
+@dataclass
+class Trial:
+    """One configuration: estimated by the cost model, measured once trained and exported."""
+
+    name: str
+    config: Config
+    estimate: dict
+    measured: Optional[Measured] = None
+    fits: Optional[bool] = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "config": self.config.to_dict(), "estimate": self.estimate,
+                "measured": None if self.measured is None else vars(self.measured),
+                "fits": self.fits, "seconds": self.seconds}
+
+    @staticmethod
+    def from_dict(data: dict) -> "Trial":
+        measured = None if data["measured"] is None else Measured(**data["measured"])
+        return Trial(data["name"], Config.from_dict(data["config"]), data["estimate"], measured,
+                     data["fits"], data["seconds"])
+
+
+@dataclass
+class FitResult:
+    """What `fit_board` chose, and everything it tried.
+
+    Attributes:
+        model: the chosen QAT model (Keras; save it, fine-tune it further, export it again).
+        export: its `ExportResult` (model.tflite, C array, sketch, report.json).
+        trial: the chosen `Trial`; trials: every trial, the int8 reference first.
+        budgets: {"flash": B, "arena": B, "macs": n or None} searched for.
+        out_dir: where trials, `fit.json` and `pareto.png` are.
+        wall_seconds: the search's wall time, this call (a resumed search counts anew).
+    """
+
+    model: keras.Model
+    export: ExportResult
+    trial: Trial
+    trials: List[Trial]
+    budgets: dict
+    out_dir: Path
+    wall_seconds: float
+    results_path: Path = field(default=Path())
+    pareto_path: Path = field(default=Path())
+
+    def summary(self) -> str:
+        """One screen: budgets, the chosen configuration, and every trial's numbers."""
+        m = self.trial.measured
+        low = {n: b for n, b in self.trial.config.bits.items() if b < 8}
+        cut = {g: k for g, k in self.trial.config.keep.items() if k < 1.0}
+        lines = [f"fit_board: {self.trial.name} fits "
+                 f"(flash {m.flash_bytes:,} / {self.budgets['flash']:,} B, "
+                 f"arena {m.arena_bytes:,} / {self.budgets['arena']:,} B, {m.runtime}), "
+                 f"TFLite-Micro accuracy {m.accuracy:.2%}",
+                 f"  low-bit layers: {low or 'none'}",
+                 f"  channels kept:  {cut or 'all'}",
+                 f"  exported to {self.export.out_dir}; search took {self.wall_seconds:.0f} s",
+                 "  trial            flash B    arena B   accuracy  fits"]
+        for trial in self.trials:
+            t = trial.measured
+            if t is None:
+                continue
+            lines.append(f"  {trial.name:<14} {t.flash_bytes:>9,} {t.arena_bytes:>10,} "
+                         f"{t.accuracy:>9.2%}  {'yes' if trial.fits else 'no'}")
+        return "\n".join(lines)
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(f"tflw fit: {message}", file=sys.stderr, flush=True)
+
+
+def _budgets(board: boards.Board, max_flash, max_arena, max_macs) -> dict:
+    flash = board.model_flash_budget if max_flash is None else min(max_flash, board.model_flash_budget)
+    arena = board.arena_budget if max_arena is None else min(max_arena, board.arena_budget)
+    return {"flash": int(flash), "arena": int(arena), "macs": max_macs}
+
+
+def _smallest(space: SearchSpace) -> Config:
+    return Config({l.name: min(space.bits) for l in space.layers},
+                  {g: min(space.keeps) for g in space.groups})
+
+
+def _nothing_fits(problem: Problem, budgets: dict, calibrated: bool) -> ModelTooLargeError:
+    space, smallest = problem.space, _smallest(problem.space)
+    estimate = problem.estimate(smallest)
+    layers = sorted(space.layers, key=lambda l: -l.flash(smallest.bits[l.name],
+                                                         smallest.keep.get(l.in_group, 1.0),
+                                                         smallest.keep.get(l.out_group, 1.0)))
+    tensors = sorted(space.activations, key=lambda a: -a.nbytes)
+    basis = "measured int8 export and estimates" if calibrated else "estimates, before converting"
+    return ModelTooLargeError(
+        f"no configuration fits: the smallest this search reaches (every layer at "
+        f"{min(space.bits)} bits, every prunable channel group at {min(space.keeps):g}) takes "
+        f"about {estimate['flash']:,.0f} B of flash (budget {budgets['flash']:,} B) and "
+        f"{estimate['arena']:,.0f} B of arena (budget {budgets['arena']:,} B) ({basis}). "
+        f"Most flash: {', '.join(l.name for l in layers[:3])}; largest activations: "
+        f"{', '.join(f'{a.producer} ({a.nbytes:,} B)' for a in tensors[:3])}. "
+        "Allow fewer bits (decode=True, bits=(8, 4, 2, 1)), lower keep ratios, a smaller input, "
+        "or a board with more memory.")
+
+
+def _exclusions(problem: Problem, tried: Sequence[Config]) -> List[Term]:
+    """One budget per tried configuration that forbids choosing it again (a no-good cut)."""
+    terms = []
+    for index, config in enumerate(tried):
+        choice = problem.choice(config)
+        for knob, option in choice.items():
+            table = np.zeros(problem.options[knob])
+            table[option] = 1.0
+            terms.append(Term((knob,), {f"exclude:{index}": table}))
+    return terms
+
+
+def _int8_only(problem: Problem) -> List[Term]:
+    """A resource counting the layers below 8 bits, to budget at 0 (no DECODE needed)."""
+    bits = np.array([float(b < 8) for b in problem.space.bits])
+    return [Term((f"bits:{l.name}",), {"low_bits": bits}) for l in problem.space.layers]
+
+
+def _solve(problem: Problem, budgets: dict, scale: dict, tried: Sequence[Config],
+           decode: bool) -> Optional[Config]:
+    """The best untried configuration: with DECODE (its code counted as flash) or at int8
+    throughout without it, whichever has the smaller estimated loss."""
+    own_terms = problem.terms
+    # Each exclusion allows at most all-but-one of that configuration's options.
+    exclusions = {f"exclude:{i}": len(problem.options) - 1 for i in range(len(tried))}
+    found = []
+    for with_decode in ((False, True) if decode else (False,)):
+        problem.terms = own_terms + _exclusions(problem, tried) + _int8_only(problem)
+        flash = budgets["flash"] * scale["flash"] - (DECODE_CODE_BYTES if with_decode else 0)
+        limits = {**exclusions, "low_bits": len(problem.space.layers) if with_decode else 0}
+        try:
+            config = problem.solve(flash, budgets["arena"] * scale["arena"], budgets["macs"],
+                                   extra_budgets=limits)
+        finally:
+            problem.terms = own_terms
+        if config is not None:
+            found.append(config)
+    return min(found, key=lambda c: problem.estimate(c)["loss"], default=None)
+
+
+def _fingerprint(model: keras.Model, settings: dict) -> str:
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode())
+    for variable in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(variable)).tobytes())
+    return digest.hexdigest()
+
+
+def _labels(data, argument: str, model) -> Tuple[np.ndarray, np.ndarray]:
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError(f"{argument} must be (inputs, labels), e.g. (x_train, y_train)")
+    x = check_data(data[0], argument, model)
+    y = np.asarray(data[1])
+    if len(y) != len(x):
+        raise ValueError(f"{argument} has {len(x)} inputs but {len(y)} labels")
+    return x, y
+
+
+def fit_board(
+    model,
+    board: Union[str, boards.Board],
+    train_data: Tuple[np.ndarray, np.ndarray],
+    validation_data: Tuple[np.ndarray, np.ndarray],
+    decode: bool = False,
+    max_flash: Optional[int] = None,
+    max_arena: Optional[int] = None,
+    max_macs: Optional[int] = None,
+    bits: Sequence[int] = (8, 4, 2),
+    keeps: Sequence[float] = (1.0, 0.75, 0.5, 0.25),
+    epochs: int = 2,
+    candidates: int = 2,
+    out_dir: Union[str, os.PathLike] = "tflw-fit",
+    loss: Optional[Callable] = None,
+    batch_size: int = 64,
+    learning_rate: float = 5e-4,
+    seed: int = 0,
+    accuracy_samples: int = 2000,
+    progress: bool = False,
+) -> FitResult:
+    """The most accurate QAT model found that fits `board`, exported and measured.
+
+    Args:
+        model: a trained float Keras 3 model (or `.keras` path) that outputs logits.
+        board: a `tflw.boards` key or `Board`: its model flash and arena budgets.
+        train_data: (inputs, integer labels) for fine-tuning candidates.
+        validation_data: (inputs, labels) held out: sensitivities and the accuracy that
+            picks the winner, both measured here (outputs from TFLite-Micro for the latter).
+        decode: the target runtime has TFLite-Micro's DECODE op, so layers may take fewer
+            than 8 bits, shipped LUT-compressed (DECODE's code counts as flash). The
+            Arduino libraries have no DECODE: leave it False there, and bits stay 8.
+        max_flash, max_arena: tighter budgets than the board's, in bytes.
+        max_macs: an upper bound on MACs (estimated latency: `board.latency_seconds`).
+        bits: weight bit options per layer (with decode); keeps: channel keep ratios per
+            channel group (a group: channels tied together by residual adds).
+        epochs: fine-tuning epochs per candidate; candidates: how many of the best
+            configurations by estimated loss are fine-tuned and measured.
+        out_dir: trials, `fit.json` (every trial; a rerun with the same model and settings
+            resumes from it) and `pareto.png`.
+        loss: the training loss (default: sparse categorical cross-entropy on logits).
+        seed: seeds the fine-tuning (the search itself is deterministic).
+        accuracy_samples: validation samples run in TFLite-Micro per trial.
+        progress: report each step on stderr.
+
+    Returns:
+        A `FitResult`.
+
+    Raises:
+        ModelTooLargeError: no configuration fits; names the smallest reachable flash and
+            arena and the layers that hold them. Raised before any training where the
+            estimates already show it.
+
+    Example:
+        >>> fit = tflw.fit_board(model, "nano33ble", (x, y), (x_val, y_val), max_flash=40_000)
+        >>> fit.trial.measured.flash_bytes <= 40_000
+        True
+    """
+    started = time.perf_counter()
+    model = load_model(model)
+    if is_quantization_aware(model):
+        raise UnsupportedModelError(
+            f"'{model.name}' is already quantization-aware: give fit_board the trained float "
+            "model; it quantizes each candidate itself.")
+    check_model(model)
+    x_train, y_train = _labels(train_data, "train_data", model)
+    x_val, y_val = _labels(validation_data, "validation_data", model)
+    board = boards.get(board)
+    budgets = _budgets(board, max_flash, max_arena, max_macs)
+    loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    space = read_space(model, bits=tuple(bits) if decode else (8,), keeps=tuple(keeps))
+    out_dir = Path(out_dir)
+    results_path = out_dir / "fit.json"
+    settings = {"board": board.key, "budgets": budgets, "decode": decode, "bits": space.bits,
+                "keeps": space.keeps, "epochs": epochs, "seed": seed, "samples": len(x_train),
+                "learning_rate": learning_rate, "batch_size": batch_size}
+    key = _fingerprint(model, settings)
+    saved = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    saved = saved if saved.get("key") == key else {}
+
+    zero = build_problem(space, {l.name: [0.0] * len(space.bits) for l in space.layers},
+                         {g: [0.0] * len(space.keeps) for g in space.groups})
+    if zero.estimate(_smallest(space))["flash"] > budgets["flash"]:
+        raise _nothing_fits(zero, budgets, calibrated=False)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trials = [Trial.from_dict(t) for t in saved.get("trials", [])]
+
+    def record() -> None:
+        results = {"key": key, "model": model.name, "settings": settings,
+                   "sensitivity": saved.get("sensitivity"),
+                   "trials": [t.to_dict() for t in trials]}
+        staged = results_path.with_suffix(".json.tmp")
+        staged.write_text(json.dumps(results, indent=2) + "\n")
+        os.replace(staged, results_path)  # a killed search leaves the last complete file
+
+    full = Config({l.name: 8 for l in space.layers}, {g: 1.0 for g in space.groups})
+    val = (x_val[:accuracy_samples], y_val[:accuracy_samples])
+    if not trials:
+        _say(progress, "exporting the unchanged model at int8 to calibrate the byte estimates")
+        begin = time.perf_counter()
+        reference = train_candidate(model, full, x_train, y_train, None, loss, epochs=0)
+        _, measured = measure_candidate(reference, out_dir / "int8", *val, decode=False)
+        trials.append(Trial("int8", full, zero.estimate(full), measured, None,
+                            time.perf_counter() - begin))
+        record()
+    reference = trials[0].measured
+    trials[0].fits = (reference.flash_bytes <= budgets["flash"]
+                      and reference.arena_bytes <= budgets["arena"])
+
+    if saved.get("sensitivity") is None:
+        _say(progress, f"measuring {len(space.layers)} layers' and {len(space.groups)} channel "
+                       "groups' sensitivity on held-out data")
+        bits_loss, keep_loss = measure_sensitivity(
+            model, space, x_val[:SENSITIVITY_SAMPLES], y_val[:SENSITIVITY_SAMPLES], loss,
+            progress=progress)
+        saved["sensitivity"] = {"bits": bits_loss, "keep": keep_loss}
+        record()
+    problem = build_problem(space, saved["sensitivity"]["bits"], saved["sensitivity"]["keep"])
+    problem.calibrate(reference.flash_bytes, reference.arena_bytes)
+
+    exports = {}
+    logits = teacher_logits(model, x_train)
+    scale = {"flash": 1.0, "arena": 1.0}
+    tried = [t.config for t in trials[1:]]
+    fitting = [t for t in trials[1:] if t.fits]
+    for _ in range(candidates + 4):
+        if len(fitting) >= candidates:
+            break
+        config = _solve(problem, budgets, scale, tried, decode)
+        if config is None:
+            if fitting:
+                break
+            raise _nothing_fits(problem, budgets, calibrated=True)
+        name = f"trial-{len(trials)}"
+        estimate = problem.estimate(config)
+        _say(progress, f"{name}: fine-tuning ({epochs} epochs, estimated flash "
+                       f"{estimate['flash']:,.0f} B, arena {estimate['arena']:,.0f} B)")
+        begin = time.perf_counter()
+        qat = train_candidate(model, config, x_train, y_train, logits, loss, epochs,
+                              batch_size, learning_rate, seed)
+        exports[name], measured = measure_candidate(qat, out_dir / name, *val, decode=decode)
+        qat.save(out_dir / name / "qat.keras")
+        fits = measured.flash_bytes <= budgets["flash"] and measured.arena_bytes <= budgets["arena"]
+        trial = Trial(name, config, estimate, measured, fits, time.perf_counter() - begin)
+        trials.append(trial)
+        tried.append(config)
+        record()
+        _say(progress, f"{name}: flash {measured.flash_bytes:,} B, arena "
+                       f"{measured.arena_bytes:,} B, accuracy {measured.accuracy:.2%}"
+                       f"{'' if fits else ' - over budget, tightening the estimate'}")
+        if fits:
+            fitting.append(trial)
+            continue
+        for resource, used in (("flash", measured.flash_bytes), ("arena", measured.arena_bytes)):
+            if used > budgets[resource]:
+                scale[resource] *= budgets[resource] / used * RETRY_MARGIN
+    if not fitting:
+        raise _nothing_fits(problem, budgets, calibrated=True)
+
+    best = max(fitting, key=lambda t: t.measured.accuracy)
+    qat = keras.saving.load_model(out_dir / best.name / "qat.keras")
+    if best.name not in exports:  # chosen in an earlier run: export it again to return it
+        exports[best.name], _ = measure_candidate(qat, out_dir / best.name, *val, decode=decode)
+        qat.save(out_dir / best.name / "qat.keras")
+    pareto_path = out_dir / "pareto.png"
+    runs = [{"run": t.name, "accuracy": t.measured.accuracy, "flash_bytes": t.measured.flash_bytes,
+             "arena_bytes": t.measured.arena_bytes} for t in trials if t.measured]
+    plot_pareto(runs, pareto_path, costs=("flash_bytes", "arena_bytes"))
+    return FitResult(qat, exports[best.name], best, trials, budgets, out_dir,
+                     time.perf_counter() - started, results_path, pareto_path)
