@@ -68,6 +68,36 @@ def _report(args) -> None:
         analysis.check_fits()
 
 
+def _fit_data(path: str) -> tuple:
+    """(train, validation) from an .npz with x_train/y_train and x_val/y_val (or
+    x_test/y_test); without either pair, the last tenth of the training data."""
+    try:
+        data = dict(np.load(path))
+    except (OSError, ValueError) as error:
+        raise TflwError(f"cannot read '{path}' ({error}): give an .npz with x_train and "
+                        "y_train (and x_val, y_val)") from error
+    if not {"x_train", "y_train"} <= set(data):
+        raise TflwError(f"'{path}' holds {sorted(data)}: it needs x_train and y_train "
+                        "(and x_val, y_val for the held-out data)")
+    x, y = data["x_train"], data["y_train"]
+    for held in ("val", "test"):
+        if f"x_{held}" in data and f"y_{held}" in data:
+            return (x, y), (data[f"x_{held}"], data[f"y_{held}"])
+    cut = len(x) - max(len(x) // 10, 1)
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
+def _fit(args) -> None:
+    from tflw.search import fit_board
+
+    train, validation = _fit_data(args.data)
+    fit = fit_board(args.model, args.board, train, validation, decode=args.decode,
+                    max_flash=args.max_flash, max_arena=args.max_arena, epochs=args.epochs,
+                    candidates=args.candidates, out_dir=args.out, seed=args.seed, progress=True)
+    print(fit.summary())
+    print(f"trials: {fit.results_path}; Pareto plot: {fit.pareto_path}")
+
+
 def _firmware_check(args) -> None:
     import json
 
@@ -149,6 +179,23 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="folder for report.md, analysis.json and layers.png "
                         "(needs matplotlib)")
     report.set_defaults(run=_report)
+
+    fit = commands.add_parser("fit", help="search weight bits and channels per layer until a "
+                              "trained float model fits a board, verified in TFLite-Micro")
+    fit.add_argument("model", help="a trained float .keras model that outputs logits")
+    fit.add_argument("--board", required=True, help=f"the target board ({boards})")
+    fit.add_argument("--data", required=True, help=".npz with x_train, y_train (integer "
+                     "labels) and x_val, y_val (default: the last tenth of the training data)")
+    fit.add_argument("--decode", action="store_true", help="the runtime has TFLite-Micro's "
+                     "DECODE op: allow 4- and 2-bit layers, LUT-compressed (not the Arduino "
+                     "libraries)")
+    fit.add_argument("--max-flash", type=int, help="a tighter model flash budget, bytes")
+    fit.add_argument("--max-arena", type=int, help="a tighter tensor arena budget, bytes")
+    fit.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per candidate")
+    fit.add_argument("--candidates", type=int, default=2, help="configurations fine-tuned")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--out", default="tflw-fit", help="output folder (default: tflw-fit)")
+    fit.set_defaults(run=_fit)
 
     firmware = commands.add_parser("firmware", help="build and run exported firmware")
     firmware_commands = firmware.add_subparsers(dest="firmware_command", required=True)

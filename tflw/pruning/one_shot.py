@@ -13,7 +13,6 @@ from typing import Mapping
 
 import keras
 
-from tflw.errors import UnsupportedLayerError
 from tflw.pruning.callbacks import channel_group_mask, channel_groups_of, layers_by_name
 from tflw.pruning.prune_model import prune_model
 from tflw.pruning.schedules import ConstantSparsity
@@ -31,7 +30,7 @@ def set_keep(pruned: keras.Model, keep: Mapping[str, float]) -> None:
     groups = channel_groups_of(pruned)
     unknown = sorted(set(keep) - set(groups))
     if unknown:
-        raise UnsupportedLayerError(
+        raise ValueError(
             f"no prunable channel group named {unknown}: the groups are {sorted(groups)} "
             "(a group is named after its first Conv2D/Dense).")
     layers = layers_by_name(pruned)

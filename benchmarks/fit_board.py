@@ -1,0 +1,251 @@
+"""fit_board against the best uniform baseline at the same budget and training budget.
+
+    python -m benchmarks.fit_board [--models demo gesture resnet8] [--seeds 3] [--epochs 2]
+
+For each model: a float model trained once (seed 0); budgets of 1/2, 1/4 and 1/8 of its
+int8 flatbuffer's flash and 1/2 of its measured arena; for each budget and seed,
+`tflw.fit_board` and three uniform baselines, each fine-tuned for the same epochs with
+the same distillation from the float model:
+
+- bits: one weight bit width for every layer (8, 4, 2; below 8 only with DECODE);
+- channels: one keep ratio for every channel group (1 to 1/8 in steps of 1/8);
+- width: one width multiplier (the model rebuilt narrower and trained from scratch for
+  the float epochs, then fine-tuned), for models given as builders.
+
+Each baseline takes the largest setting whose estimated cost fits, and the next smaller
+one while its measured bytes do not. Accuracy is top-1 on the test set, outputs from
+TFLite-Micro. With `decode`, flash is the LUT-compressed flatbuffer plus DECODE's code;
+budgets below DECODE's own code are run without it only (it cannot pay there).
+
+Rows are appended to results/fit_board.json as they finish; a rerun skips rows present.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tflw  # noqa: E402
+from benchmarks.common import RESULTS, compiled, format_table, machine  # noqa: E402
+from benchmarks.shared_data import (CIFAR10_FILES, load_cifar10, load_gestures,  # noqa: E402
+                                    load_mnist, locate)
+from tflw.demo import build_demo_model  # noqa: E402
+from tflw.distillation.distiller import teacher_logits  # noqa: E402
+from tflw.errors import ModelTooLargeError  # noqa: E402
+from tflw.export.lut import DECODE_CODE_BYTES  # noqa: E402
+from tflw.export.verify import verify  # noqa: E402
+from tflw.search.candidate import measure_candidate, top1, train_candidate  # noqa: E402
+from tflw.search.problem import Config, build_problem  # noqa: E402
+from tflw.search.space import read_space  # noqa: E402
+
+NAME = "fit_board"
+KEEPS = tuple(k / 8 for k in range(8, 0, -1))
+WIDTHS = tuple(k / 8 for k in range(8, 0, -1))
+
+
+def mnist_task(args):
+    (x, y), (x_test, y_test) = load_mnist(locate("mnist.npz"))
+    return dict(make=lambda w: build_demo_model(width=max(1, round(16 * w))), data=(x, y),
+                test=(x_test, y_test), float_epochs=3, fine_tune=10_000, batch=64, lr=3e-3)
+
+
+def gesture_task(args):
+    (x, y), (x_test, y_test) = load_gestures(locate("gestures-wiimote.npz"))
+    return dict(make=lambda w: tflw.models.gesture_cnn(filters=max(1, round(32 * w)), dropout=0.3),
+                data=(x, y), test=(x_test, y_test), float_epochs=40, fine_tune=None, batch=32,
+                lr=3e-3)
+
+
+def resnet8_task(args):
+    (x, y), (x_test, y_test) = load_cifar10(locate(*CIFAR10_FILES))
+    return dict(make=None, model=tflw.models.resnet8, data=(x, y), test=(x_test, y_test),
+                float_epochs=4, fine_tune=10_000, batch=64, lr=3e-3)
+
+
+TASKS = {"demo": mnist_task, "gesture": gesture_task, "resnet8": resnet8_task}
+
+
+def train_float(task, width: float = 1.0, seed: int = 0):
+    keras.utils.set_random_seed(seed)
+    model = task["make"](width) if task.get("make") else task["model"]()
+    compiled(model, task["lr"])
+    x, y = task["data"]
+    start = time.perf_counter()
+    model.fit(x, y, epochs=task["float_epochs"], batch_size=task["batch"], verbose=0)
+    return model, (time.perf_counter() - start) / task["float_epochs"]
+
+
+def split(task, seed: int):
+    """(fine-tuning data, validation data for the search) out of the training set."""
+    x, y = task["data"]
+    order = np.random.default_rng(seed).permutation(len(x))
+    held = max(len(x) // 10, 30)
+    val, train = order[:held], order[held:]
+    if task["fine_tune"]:
+        train = train[:task["fine_tune"]]
+    return (x[train], y[train]), (x[val], y[val])
+
+
+def test_accuracy(tflite_path, task) -> float:
+    x_test, y_test = task["test"]
+    return top1(verify(tflite_path, x_test).outputs[0], y_test)
+
+
+def fits(measured, budget) -> bool:
+    return measured.flash_bytes <= budget["flash"] and measured.arena_bytes <= budget["arena"]
+
+
+def uniform(task, model, problem, family, budget, decode, train, val, args, workdir, seed):
+    """The best uniform setting of `family` within `budget`, trained and measured."""
+    space = problem.space
+    if family == "bits":
+        settings = [b for b in (8, 4, 2) if decode or b == 8]
+        configs = [Config({l.name: b for l in space.layers}, {g: 1.0 for g in space.groups})
+                   for b in settings]
+    elif family == "channels":
+        settings = KEEPS
+        configs = [Config({l.name: 8 for l in space.layers}, {g: k for g in space.groups})
+                   for k in settings]
+    else:
+        settings, configs = WIDTHS, [None] * len(WIDTHS)
+    logits = teacher_logits(model, train[0])
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    for setting, config in zip(settings, configs):
+        student, estimate = model, None
+        if config is None:  # a narrower model, estimated with the reference's overheads
+            narrow = zero_loss_problem(read_space(task["make"](setting)))
+            narrow.flash_overhead, narrow.arena_overhead = (problem.flash_overhead,
+                                                            problem.arena_overhead)
+            config = Config({l.name: 8 for l in narrow.space.layers},
+                            {g: 1.0 for g in narrow.space.groups})
+            estimate = narrow.estimate(config)
+        estimate = estimate or problem.estimate(config)
+        decoded = decode and min(config.bits.values()) < 8
+        if (estimate["flash"] + (DECODE_CODE_BYTES if decoded else 0) > budget["flash"]
+                or estimate["arena"] > budget["arena"]):
+            continue
+        if family == "width":
+            student, _ = train_float(task, setting, seed)
+        qat = train_candidate(student, config, *train, logits, loss, args.epochs, seed=seed)
+        result, measured = measure_candidate(qat, workdir / f"{family}-{setting:g}", *val, decode)
+        if fits(measured, budget):
+            return {"setting": setting, "flash_bytes": measured.flash_bytes,
+                    "arena_bytes": measured.arena_bytes, "runtime": measured.runtime,
+                    "test_accuracy": test_accuracy(result.tflite_path, task)}
+    return None
+
+
+def zero_loss_problem(space):
+    """The cost model alone (the baselines need estimates, not sensitivities)."""
+    return build_problem(space, {l.name: [0.0] * len(space.bits) for l in space.layers},
+                         {g: [0.0] * len(space.keeps) for g in space.groups})
+
+
+def run_row(task, name, model, reference, budget_name, budget, decode, seed, args, workdir):
+    train, val = split(task, seed)
+    board = tflw.boards.get("portenta_h7")
+    row = {"model": name, "budget": budget_name, "decode": decode, "seed": seed,
+           "max_flash": budget["flash"], "max_arena": budget["arena"]}
+    start = time.perf_counter()
+    try:
+        fit = tflw.fit_board(model, board, train, val, decode=decode, max_flash=budget["flash"],
+                             max_arena=budget["arena"], epochs=args.epochs, seed=seed,
+                             candidates=args.candidates, out_dir=workdir / "fit")
+        m = fit.trial.measured
+        row["fit"] = {"flash_bytes": m.flash_bytes, "arena_bytes": m.arena_bytes,
+                      "runtime": m.runtime, "config": fit.trial.config.to_dict(),
+                      "trials": len(fit.trials) - 1,
+                      "test_accuracy": test_accuracy(fit.export.tflite_path, task)}
+    except ModelTooLargeError as error:
+        row["fit"] = {"nothing_fits": str(error)[:300]}
+    row["fit_seconds"] = time.perf_counter() - start
+    problem = zero_loss_problem(read_space(model, bits=(8, 4, 2) if decode else (8,), keeps=KEEPS))
+    problem.calibrate(reference["flash_bytes"], reference["arena_bytes"])
+    families = ["bits", "channels"] + (["width"] if task.get("make") else [])
+    row["uniform"] = {f: uniform(task, model, problem, f, budget, decode, train, val, args,
+                                 workdir / "uniform", seed) for f in families}
+    scores = [u["test_accuracy"] for u in row["uniform"].values() if u]
+    row["best_uniform_accuracy"] = max(scores) if scores else None
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def summarize(rows) -> list:
+    table = []
+    for row in rows:
+        fit = row["fit"].get("test_accuracy")
+        best = row["best_uniform_accuracy"]
+        table.append({"model": row["model"], "budget": row["budget"],
+                      "decode": "yes" if row["decode"] else "no", "seed": row["seed"],
+                      "fit": fit, "uniform": best,
+                      "gain": None if fit is None or best is None else 100 * (fit - best)})
+    return table
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["demo", "gesture"], choices=TASKS)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per candidate")
+    parser.add_argument("--candidates", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=Path("build/fit_board"))
+    args = parser.parse_args(argv)
+    path = RESULTS / f"{NAME}.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    rows, models = saved.get("rows", []), saved.get("models", {})
+    done = {(r["model"], r["budget"], r["decode"], r["seed"]) for r in rows}
+
+    def write():
+        payload = {"machine": machine(), "command": "python -m benchmarks.fit_board " + " ".join(
+            sys.argv[1:] if argv is None else argv), "date": time.strftime("%Y-%m-%d"),
+            "models": models, "rows": rows, "summary": summarize(rows)}
+        path.write_text(json.dumps(payload, indent=2) + "\n")
+
+    for name in args.models:
+        task = TASKS[name](args)
+        model, epoch_seconds = train_float(task)
+        x_test, y_test = task["test"]
+        reference_qat = tflw.quantize_model(model, calibration_data=task["data"][0][:512])
+        result = tflw.export(reference_qat, args.workdir / name / "int8", overwrite=True,
+                             sample_inputs=x_test[:200])
+        reference = {"flash_bytes": result.flatbuffer_bytes, "arena_bytes": result.arena_bytes,
+                     "float_accuracy": float(model.evaluate(x_test, y_test, verbose=0)[1]),
+                     "int8_test_accuracy": test_accuracy(result.tflite_path, task),
+                     "float_epoch_seconds": epoch_seconds}
+        models[name] = reference
+        print(name, reference, flush=True)
+        budgets = {f"flash/{d}": {"flash": reference["flash_bytes"] // d,
+                                  "arena": 10**9} for d in (2, 4, 8)}
+        budgets["arena/2"] = {"flash": 10**9, "arena": reference["arena_bytes"] // 2}
+        for seed in range(args.seeds):
+            for budget_name, budget in budgets.items():
+                for decode in (False, True):
+                    if decode and (budget["flash"] <= DECODE_CODE_BYTES
+                                   or budget_name.startswith("arena")):
+                        continue  # DECODE's code alone is over the budget; it adds arena
+                    if (name, budget_name, decode, seed) in done:
+                        continue
+                    workdir = args.workdir / name / f"{budget_name.replace('/', '_')}-{decode}-{seed}"
+                    row = run_row(task, name, model, reference, budget_name, budget, decode,
+                                  seed, args, workdir)
+                    row["search_cost_float_epochs"] = row["fit_seconds"] / epoch_seconds
+                    rows.append(row)
+                    write()
+                    print(format_table(summarize(rows)[-1:], COLUMNS), flush=True)
+    write()
+    print(format_table(summarize(rows), COLUMNS))
+
+
+COLUMNS = (("model", "model", "{}"), ("budget", "budget", "{}"), ("decode", "DECODE", "{}"),
+           ("seed", "seed", "{}"), ("fit", "fit_board", "{:.2%}"),
+           ("uniform", "best uniform", "{:.2%}"), ("gain", "gain pp", "{:+.2f}"))
+
+if __name__ == "__main__":
+    main()

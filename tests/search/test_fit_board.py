@@ -1,0 +1,87 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import tflw
+from tflw.cli import main
+from tflw.data import load_mnist_subset
+from tflw.demo import build_demo_model
+from tflw.errors import ModelTooLargeError
+
+SETTINGS = dict(board="nano33ble", epochs=1, candidates=1, seed=0)
+
+
+@pytest.fixture(scope="module")
+def task():
+    keras.utils.set_random_seed(0)
+    (x, y), (x_val, y_val) = load_mnist_subset()
+    model = build_demo_model(width=8)
+    model.compile(keras.optimizers.Adam(3e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:3000], y[:3000], epochs=2, batch_size=64, verbose=0)
+    return model, (x[:1500], y[:1500]), (x_val[:300], y_val[:300])
+
+
+@pytest.fixture(scope="module")
+def fitted(task, tmp_path_factory):
+    model, train, val = task
+    out_dir = tmp_path_factory.mktemp("fit") / "fit"
+    reference = tflw.export(tflw.quantize_model(model, calibration_data=train[0][:256]),
+                            out_dir.parent / "int8")
+    budget = int(0.7 * reference.flatbuffer_bytes)
+    fit = tflw.fit_board(model, train_data=train, validation_data=val, max_flash=budget,
+                         out_dir=out_dir, **SETTINGS)
+    return fit, budget, reference
+
+
+def test_the_chosen_model_fits_in_measured_bytes(fitted, task):
+    fit, budget, reference = fitted
+    _, _, (x_val, y_val) = task
+    measured = fit.trial.measured
+    assert measured.runtime == "int8" and measured.flash_bytes <= budget
+    assert measured.flash_bytes == fit.export.tflite_path.stat().st_size
+    assert measured.arena_bytes == fit.export.arena_bytes <= fit.budgets["arena"]
+    assert fit.export.verification.max_lsb_difference <= 1.001
+    assert fit.model.count_params() < reference.info.parameter_count * 1.5
+    assert fit.trials[0].name == "int8" and fit.trials[0].measured.flash_bytes > budget
+    for trial in fit.trials[1:]:  # the calibrated estimate steers well
+        assert trial.estimate["flash"] == pytest.approx(trial.measured.flash_bytes, rel=0.1)
+        assert trial.estimate["arena"] == pytest.approx(trial.measured.arena_bytes, rel=0.1)
+    outputs = tflw.verify(fit.export.tflite_path, x_val).outputs[0]
+    assert fit.trial.measured.accuracy == np.mean(outputs.argmax(-1) == y_val)
+    assert fit.pareto_path.stat().st_size > 1000
+
+
+def test_fit_json_records_every_trial_and_a_rerun_resumes_from_it(fitted, task, tmp_path, capsys):
+    fit, budget, _ = fitted
+    saved = json.loads(fit.results_path.read_text())
+    assert [t["name"] for t in saved["trials"]] == [t.name for t in fit.trials]
+    assert len(saved["sensitivity"]["bits"]) == 5
+    model, train, val = task
+    model.save(tmp_path / "float.keras")
+    np.savez(tmp_path / "data.npz", x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
+    trial_dirs = sorted(p.name for p in fit.out_dir.iterdir())
+    code = main(["fit", str(tmp_path / "float.keras"), "--board", "nano33ble", "--data",
+                 str(tmp_path / "data.npz"), "--max-flash", str(budget), "--epochs", "1",
+                 "--candidates", "1", "--out", str(fit.out_dir)])
+    assert code == 0
+    assert sorted(p.name for p in fit.out_dir.iterdir()) == trial_dirs  # nothing retrained
+    assert f"{fit.trial.name} fits" in capsys.readouterr().out
+
+
+def test_an_impossible_budget_is_refused_before_any_work(task, tmp_path):
+    model, train, val = task
+    with pytest.raises(ModelTooLargeError, match="no configuration fits.*smallest") as raised:
+        tflw.fit_board(model, train_data=train, validation_data=val, max_flash=500,
+                       out_dir=tmp_path / "fit", **SETTINGS)
+    assert "budget 500 B" in str(raised.value) and "logits" in str(raised.value)
+    assert not (tmp_path / "fit").exists()
+
+
+def test_a_quantization_aware_model_is_refused(task, tmp_path):
+    model, train, val = task
+    with pytest.raises(tflw.errors.UnsupportedModelError, match="float"):
+        tflw.fit_board(tflw.quantize_model(model), train_data=train, validation_data=val,
+                       out_dir=tmp_path / "fit", **SETTINGS)
