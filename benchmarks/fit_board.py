@@ -9,8 +9,9 @@ the same distillation from the float model:
 
 - bits: one weight bit width for every layer (8, 4, 2; below 8 only with DECODE);
 - channels: one keep ratio for every channel group (1 to 1/8 in steps of 1/8);
-- width: one width multiplier (the model rebuilt narrower and trained from scratch for
-  the float epochs, then fine-tuned), for models given as builders.
+- width: one width multiplier (the model rebuilt narrower, trained from scratch for the
+  float epochs on the fine-tuning data, then fine-tuned), for models given as builders;
+  fit_board gets the same builder and trains its width candidate the same way.
 
 Each baseline takes the largest setting whose estimated cost fits, and the next smaller
 one while its measured bytes do not. Accuracy is top-1 on the test set, outputs from
@@ -42,10 +43,11 @@ from tflw.errors import ModelTooLargeError  # noqa: E402
 from tflw.export.lut import DECODE_CODE_BYTES  # noqa: E402
 from tflw.export.verify import verify  # noqa: E402
 from tflw.search.candidate import measure_candidate, top1, train_candidate  # noqa: E402
-from tflw.search.problem import Config, build_problem  # noqa: E402
+from tflw.search.problem import Config, cost_model  # noqa: E402
 from tflw.search.space import read_space  # noqa: E402
 
 NAME = "fit_board"
+LEARNING_RATE = 5e-4  # fine-tuning, as fit_board's default
 KEEPS = tuple(k / 8 for k in range(8, 0, -1))
 WIDTHS = tuple(k / 8 for k in range(8, 0, -1))
 
@@ -120,7 +122,7 @@ def uniform(task, model, problem, family, budget, decode, train, val, args, work
     for setting, config in zip(settings, configs):
         student, estimate = model, None
         if config is None:  # a narrower model, estimated with the reference's overheads
-            narrow = zero_loss_problem(read_space(task["make"](setting)))
+            narrow = cost_model(read_space(task["make"](setting)))
             narrow.flash_overhead, narrow.arena_overhead = (problem.flash_overhead,
                                                             problem.arena_overhead)
             config = Config({l.name: 8 for l in narrow.space.layers},
@@ -131,21 +133,18 @@ def uniform(task, model, problem, family, budget, decode, train, val, args, work
         if (estimate["flash"] + (DECODE_CODE_BYTES if decoded else 0) > budget["flash"]
                 or estimate["arena"] > budget["arena"]):
             continue
-        if family == "width":
-            student, _ = train_float(task, setting, seed)
-        qat = train_candidate(student, config, *train, logits, loss, args.epochs, seed=seed)
+        if family == "width":  # trained as fit_board trains its width candidates
+            keras.utils.set_random_seed(seed)
+            student = compiled(task["make"](setting), 6 * LEARNING_RATE)
+            student.fit(*train, epochs=task["float_epochs"], batch_size=task["batch"], verbose=0)
+        qat = train_candidate(student, config, *train, logits, loss, args.epochs, task["batch"],
+                              LEARNING_RATE, seed)
         result, measured = measure_candidate(qat, workdir / f"{family}-{setting:g}", *val, decode)
         if fits(measured, budget):
             return {"setting": setting, "flash_bytes": measured.flash_bytes,
                     "arena_bytes": measured.arena_bytes, "runtime": measured.runtime,
                     "test_accuracy": test_accuracy(result.tflite_path, task)}
     return None
-
-
-def zero_loss_problem(space):
-    """The cost model alone (the baselines need estimates, not sensitivities)."""
-    return build_problem(space, {l.name: [0.0] * len(space.bits) for l in space.layers},
-                         {g: [0.0] * len(space.keeps) for g in space.groups})
 
 
 def run_row(task, name, model, reference, budget_name, budget, decode, seed, args, workdir):
@@ -157,7 +156,9 @@ def run_row(task, name, model, reference, budget_name, budget, decode, seed, arg
     try:
         fit = tflw.fit_board(model, board, train, val, decode=decode, max_flash=budget["flash"],
                              max_arena=budget["arena"], epochs=args.epochs, seed=seed,
-                             candidates=args.candidates, out_dir=workdir / "fit")
+                             candidates=args.candidates, out_dir=workdir / "fit",
+                             batch_size=task["batch"], learning_rate=LEARNING_RATE,
+                             make=task.get("make"), float_epochs=task["float_epochs"])
         m = fit.trial.measured
         row["fit"] = {"flash_bytes": m.flash_bytes, "arena_bytes": m.arena_bytes,
                       "runtime": m.runtime, "config": fit.trial.config.to_dict(),
@@ -166,7 +167,7 @@ def run_row(task, name, model, reference, budget_name, budget, decode, seed, arg
     except ModelTooLargeError as error:
         row["fit"] = {"nothing_fits": str(error)[:300]}
     row["fit_seconds"] = time.perf_counter() - start
-    problem = zero_loss_problem(read_space(model, bits=(8, 4, 2) if decode else (8,), keeps=KEEPS))
+    problem = cost_model(read_space(model, bits=(8, 4, 2) if decode else (8,), keeps=KEEPS))
     problem.calibrate(reference["flash_bytes"], reference["arena_bytes"])
     families = ["bits", "channels"] + (["width"] if task.get("make") else [])
     row["uniform"] = {f: uniform(task, model, problem, f, budget, decode, train, val, args,

@@ -11,6 +11,8 @@ from tflw.demo import build_demo_model
 from tflw.errors import ModelTooLargeError
 
 SETTINGS = dict(board="nano33ble", epochs=1, candidates=1, seed=0)
+WIDTH = dict(make=lambda width: build_demo_model(width=max(1, round(8 * width))),
+             widths=(0.5, 0.25), float_epochs=1)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def fitted(task, tmp_path_factory):
                             out_dir.parent / "int8")
     budget = int(0.7 * reference.flatbuffer_bytes)
     fit = tflw.fit_board(model, train_data=train, validation_data=val, max_flash=budget,
-                         out_dir=out_dir, **SETTINGS)
+                         out_dir=out_dir, **SETTINGS, **WIDTH)
     return fit, budget, reference
 
 
@@ -46,6 +48,10 @@ def test_the_chosen_model_fits_in_measured_bytes(fitted, task):
     assert fit.export.verification.max_lsb_difference <= 1.001
     assert fit.model.count_params() < reference.info.parameter_count * 1.5
     assert fit.trials[0].name == "int8" and fit.trials[0].measured.flash_bytes > budget
+    names = [t.name for t in fit.trials]
+    assert names[1] == "trial-1" and names[-1].startswith("width-")
+    fitting = [t for t in fit.trials[1:] if t.fits]
+    assert fit.trial is max(fitting, key=lambda t: t.measured.accuracy)
     for trial in fit.trials[1:]:  # the calibrated estimate steers well
         assert trial.estimate["flash"] == pytest.approx(trial.measured.flash_bytes, rel=0.1)
         assert trial.estimate["arena"] == pytest.approx(trial.measured.arena_bytes, rel=0.1)
@@ -54,21 +60,27 @@ def test_the_chosen_model_fits_in_measured_bytes(fitted, task):
     assert fit.pareto_path.stat().st_size > 1000
 
 
-def test_fit_json_records_every_trial_and_a_rerun_resumes_from_it(fitted, task, tmp_path, capsys):
+def test_fit_json_records_every_trial_and_a_rerun_resumes_from_it(fitted, task):
     fit, budget, _ = fitted
     saved = json.loads(fit.results_path.read_text())
     assert [t["name"] for t in saved["trials"]] == [t.name for t in fit.trials]
     assert len(saved["sensitivity"]["bits"]) == 5
     model, train, val = task
-    model.save(tmp_path / "float.keras")
-    np.savez(tmp_path / "data.npz", x_train=train[0], y_train=train[1], x_val=val[0], y_val=val[1])
     trial_dirs = sorted(p.name for p in fit.out_dir.iterdir())
-    code = main(["fit", str(tmp_path / "float.keras"), "--board", "nano33ble", "--data",
-                 str(tmp_path / "data.npz"), "--max-flash", str(budget), "--epochs", "1",
-                 "--candidates", "1", "--out", str(fit.out_dir)])
-    assert code == 0
+    again = tflw.fit_board(model, train_data=train, validation_data=val, max_flash=budget,
+                           out_dir=fit.out_dir, **SETTINGS, **WIDTH)
     assert sorted(p.name for p in fit.out_dir.iterdir()) == trial_dirs  # nothing retrained
-    assert f"{fit.trial.name} fits" in capsys.readouterr().out
+    assert again.trial.name == fit.trial.name
+    assert again.trial.measured.accuracy == fit.trial.measured.accuracy
+
+
+def test_the_command_line_names_what_its_data_file_lacks(task, tmp_path, capsys):
+    model, train, _ = task
+    model.save(tmp_path / "float.keras")
+    np.savez(tmp_path / "data.npz", x=train[0], y=train[1])
+    code = main(["fit", str(tmp_path / "float.keras"), "--board", "nano33ble", "--data",
+                 str(tmp_path / "data.npz")])
+    assert code == 1 and "needs x_train and y_train" in capsys.readouterr().err
 
 
 def test_an_impossible_budget_is_refused_before_any_work(task, tmp_path):

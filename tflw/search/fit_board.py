@@ -44,7 +44,7 @@ from tflw.export.export import ExportResult, load_model
 from tflw.export.lut import DECODE_CODE_BYTES
 from tflw.export.preflight import check_data, check_model
 from tflw.search.candidate import Measured, measure_candidate, train_candidate
-from tflw.search.problem import Config, Problem, build_problem
+from tflw.search.problem import Config, Problem, build_problem, cost_model, unchanged
 from tflw.search.sensitivity import measure_sensitivity
 from tflw.search.solver import Term
 from tflw.search.space import SearchSpace, read_space
@@ -197,6 +197,38 @@ def _solve(problem: Problem, budgets: dict, scale: dict, tried: Sequence[Config]
     return min(found, key=lambda c: problem.estimate(c)["loss"], default=None)
 
 
+def _width_trial(make, widths, problem, budgets, float_epochs, model, x, y, logits, loss,
+                 epochs, batch_size, learning_rate, seed, out_dir, val, exports,
+                 progress) -> Optional[Trial]:
+    """The widest `make(width)` estimated to fit at int8, trained from scratch for
+    `float_epochs`, then fine-tuned like every candidate; narrower ones while it misses."""
+    for width in sorted(widths, reverse=True):
+        narrow = cost_model(read_space(make(width)))
+        narrow.flash_overhead = problem.flash_overhead
+        narrow.arena_overhead = problem.arena_overhead
+        config = unchanged(narrow.space)
+        estimate = narrow.estimate(config)
+        if estimate["flash"] > budgets["flash"] or estimate["arena"] > budgets["arena"]:
+            continue
+        name = f"width-{width:g}"
+        _say(progress, f"{name}: training from scratch ({float_epochs} epochs), then fine-tuning")
+        begin = time.perf_counter()
+        keras.utils.set_random_seed(seed)
+        student = make(width)
+        student.compile(keras.optimizers.Adam(learning_rate * 6), loss=loss)
+        student.fit(x, y, epochs=float_epochs, batch_size=batch_size, verbose=0)
+        qat = train_candidate(student, config, x, y, logits, loss, epochs, batch_size,
+                              learning_rate, seed)
+        exports[name], measured = measure_candidate(qat, out_dir / name, *val, decode=False)
+        qat.save(out_dir / name / "qat.keras")
+        fits = measured.flash_bytes <= budgets["flash"] and measured.arena_bytes <= budgets["arena"]
+        _say(progress, f"{name}: flash {measured.flash_bytes:,} B, arena "
+                       f"{measured.arena_bytes:,} B, accuracy {measured.accuracy:.2%}")
+        if fits:
+            return Trial(name, config, estimate, measured, True, time.perf_counter() - begin)
+    return None
+
+
 def _fingerprint(model: keras.Model, settings: dict) -> str:
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode())
     for variable in model.weights:
@@ -233,6 +265,9 @@ def fit_board(
     learning_rate: float = 5e-4,
     seed: int = 0,
     accuracy_samples: int = 2000,
+    make: Optional[Callable[[float], keras.Model]] = None,
+    widths: Sequence[float] = (0.75, 0.5, 0.375, 0.25),
+    float_epochs: int = 3,
     progress: bool = False,
 ) -> FitResult:
     """The most accurate QAT model found that fits `board`, exported and measured.
@@ -257,6 +292,12 @@ def fit_board(
         loss: the training loss (default: sparse categorical cross-entropy on logits).
         seed: seeds the fine-tuning (the search itself is deterministic).
         accuracy_samples: validation samples run in TFLite-Micro per trial.
+        make: builds the model at a width multiplier, `make(1.0)` being `model`'s
+            architecture: then the widest of `widths` whose int8 model is estimated to fit
+            is trained from scratch (`float_epochs` on `train_data`, learning rate 6x the
+            fine-tuning one), fine-tuned like the others, and competes with them (channels
+            chosen per layer on a trained model, or fewer everywhere trained anew: which
+            wins depends on the model and the training budget).
         progress: report each step on stderr.
 
     Returns:
@@ -288,14 +329,14 @@ def fit_board(
     out_dir = Path(out_dir)
     results_path = out_dir / "fit.json"
     settings = {"board": board.key, "budgets": budgets, "decode": decode, "bits": space.bits,
+                "widths": None if make is None else list(widths), "float_epochs": float_epochs,
                 "keeps": space.keeps, "epochs": epochs, "seed": seed, "samples": len(x_train),
                 "learning_rate": learning_rate, "batch_size": batch_size}
     key = _fingerprint(model, settings)
     saved = json.loads(results_path.read_text()) if results_path.is_file() else {}
     saved = saved if saved.get("key") == key else {}
 
-    zero = build_problem(space, {l.name: [0.0] * len(space.bits) for l in space.layers},
-                         {g: [0.0] * len(space.keeps) for g in space.groups})
+    zero = cost_model(space)
     if zero.estimate(_smallest(space))["flash"] > budgets["flash"]:
         raise _nothing_fits(zero, budgets, calibrated=False)
 
@@ -310,7 +351,7 @@ def fit_board(
         staged.write_text(json.dumps(results, indent=2) + "\n")
         os.replace(staged, results_path)  # a killed search leaves the last complete file
 
-    full = Config({l.name: 8 for l in space.layers}, {g: 1.0 for g in space.groups})
+    full = unchanged(space)
     val = (x_val[:accuracy_samples], y_val[:accuracy_samples])
     if not trials:
         _say(progress, "exporting the unchanged model at int8 to calibrate the byte estimates")
@@ -338,16 +379,15 @@ def fit_board(
     exports = {}
     logits = teacher_logits(model, x_train)
     scale = {"flash": 1.0, "arena": 1.0}
-    tried = [t.config for t in trials[1:]]
+    # A width candidate's configuration names the layers of another model: not excluded here.
+    tried = [t.config for t in trials[1:] if not t.name.startswith("width-")]
     fitting = [t for t in trials[1:] if t.fits]
     for _ in range(candidates + 4):
         if len(fitting) >= candidates:
             break
         config = _solve(problem, budgets, scale, tried, decode)
         if config is None:
-            if fitting:
-                break
-            raise _nothing_fits(problem, budgets, calibrated=True)
+            break
         name = f"trial-{len(trials)}"
         estimate = problem.estimate(config)
         _say(progress, f"{name}: fine-tuning ({epochs} epochs, estimated flash "
@@ -371,6 +411,14 @@ def fit_board(
         for resource, used in (("flash", measured.flash_bytes), ("arena", measured.arena_bytes)):
             if used > budgets[resource]:
                 scale[resource] *= budgets[resource] / used * RETRY_MARGIN
+    if make is not None and not any(t.name.startswith("width-") for t in trials):
+        trial = _width_trial(make, widths, problem, budgets, float_epochs, model, x_train,
+                             y_train, logits, loss, epochs, batch_size, learning_rate, seed,
+                             out_dir, val, exports, progress)
+        if trial is not None:
+            trials.append(trial)
+            fitting.append(trial)
+            record()
     if not fitting:
         raise _nothing_fits(problem, budgets, calibrated=True)
 

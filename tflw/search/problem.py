@@ -78,7 +78,7 @@ class Problem:
 
     def calibrate(self, flash: int, arena: int) -> None:
         """Take the measured bytes of the unchanged model (8 bits, every channel kept)."""
-        full = Config({l.name: 8 for l in self.space.layers}, {g: 1.0 for g in self.space.groups})
+        full = unchanged(self.space)
         self.flash_overhead = self.arena_overhead = 0.0
         estimate = self.estimate(full)
         self.flash_overhead = flash - estimate["flash"]
@@ -146,3 +146,14 @@ def build_problem(space: SearchSpace, bits_loss: Mapping[str, np.ndarray],
         sizes = np.array([tensor.nbytes * kept(channels, k) / channels for k in space.keeps])
         terms.append(Term((f"keep:{tensor.group}",), {f"arena:{s}": sizes for s in steps}))
     return Problem(space, options, terms, fixed)
+
+
+def cost_model(space: SearchSpace) -> Problem:
+    """The program of `space` with no losses: for estimates alone."""
+    return build_problem(space, {l.name: [0.0] * len(space.bits) for l in space.layers},
+                         {g: [0.0] * len(space.keeps) for g in space.groups})
+
+
+def unchanged(space: SearchSpace) -> Config:
+    """Every layer at 8 bits, every channel kept."""
+    return Config({l.name: 8 for l in space.layers}, {g: 1.0 for g in space.groups})
