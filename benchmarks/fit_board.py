@@ -14,8 +14,9 @@ the same distillation from the float model:
   fit_board gets the same builder and trains its width candidate the same way.
 
 Each baseline takes the largest setting whose estimated cost fits, and the next smaller
-one while its measured bytes do not. Accuracy is top-1 on the test set, outputs from
-TFLite-Micro. With `decode`, flash is the LUT-compressed flatbuffer plus DECODE's code;
+one while its measured bytes do not. Accuracy is top-1 on the test set (ResNet-8: its
+first 2,000 images), outputs from TFLite-Micro; the search and the baselines select on a
+held-out part of the training set. With `decode`, flash is the LUT-compressed flatbuffer plus DECODE's code;
 budgets below DECODE's own code are run without it only (it cannot pay there).
 
 Rows are appended to results/fit_board.json as they finish; a rerun skips rows present.
@@ -47,7 +48,7 @@ from tflw.search.problem import Config, cost_model  # noqa: E402
 from tflw.search.space import read_space  # noqa: E402
 
 NAME = "fit_board"
-LEARNING_RATE = 5e-4  # fine-tuning, as fit_board's default
+LEARNING_RATE = 1e-2  # fine-tuning and width training from scratch, as fit_board's default
 KEEPS = tuple(k / 8 for k in range(8, 0, -1))
 WIDTHS = tuple(k / 8 for k in range(8, 0, -1))
 
@@ -55,20 +56,22 @@ WIDTHS = tuple(k / 8 for k in range(8, 0, -1))
 def mnist_task(args):
     (x, y), (x_test, y_test) = load_mnist(locate("mnist.npz"))
     return dict(make=lambda w: build_demo_model(width=max(1, round(16 * w))), data=(x, y),
-                test=(x_test, y_test), float_epochs=3, fine_tune=10_000, batch=64, lr=3e-3)
+                test=(x_test, y_test), float_epochs=3, fine_tune=10_000, batch=64, lr=3e-3,
+                test_samples=10_000, val_samples=2000)
 
 
 def gesture_task(args):
     (x, y), (x_test, y_test) = load_gestures(locate("gestures-wiimote.npz"))
     return dict(make=lambda w: tflw.models.gesture_cnn(filters=max(1, round(32 * w)), dropout=0.3),
                 data=(x, y), test=(x_test, y_test), float_epochs=40, fine_tune=None, batch=32,
-                lr=3e-3)
+                lr=3e-3, test_samples=700, val_samples=2000, held_out=0.2)
 
 
 def resnet8_task(args):
     (x, y), (x_test, y_test) = load_cifar10(locate(*CIFAR10_FILES))
     return dict(make=None, model=tflw.models.resnet8, data=(x, y), test=(x_test, y_test),
-                float_epochs=4, fine_tune=10_000, batch=64, lr=3e-3)
+                float_epochs=4, fine_tune=10_000, batch=64, lr=3e-3,
+                test_samples=2000, val_samples=1000)
 
 
 TASKS = {"demo": mnist_task, "gesture": gesture_task, "resnet8": resnet8_task}
@@ -88,7 +91,7 @@ def split(task, seed: int):
     """(fine-tuning data, validation data for the search) out of the training set."""
     x, y = task["data"]
     order = np.random.default_rng(seed).permutation(len(x))
-    held = max(len(x) // 10, 30)
+    held = int(len(x) * task.get("held_out", 0.1))
     val, train = order[:held], order[held:]
     if task["fine_tune"]:
         train = train[:task["fine_tune"]]
@@ -96,7 +99,7 @@ def split(task, seed: int):
 
 
 def test_accuracy(tflite_path, task) -> float:
-    x_test, y_test = task["test"]
+    x_test, y_test = (data[:task["test_samples"]] for data in task["test"])
     return top1(verify(tflite_path, x_test).outputs[0], y_test)
 
 
@@ -135,7 +138,7 @@ def uniform(task, model, problem, family, budget, decode, train, val, args, work
             continue
         if family == "width":  # trained as fit_board trains its width candidates
             keras.utils.set_random_seed(seed)
-            student = compiled(task["make"](setting), 6 * LEARNING_RATE)
+            student = compiled(task["make"](setting), LEARNING_RATE)
             student.fit(*train, epochs=task["float_epochs"], batch_size=task["batch"], verbose=0)
         qat = train_candidate(student, config, *train, logits, loss, args.epochs, task["batch"],
                               LEARNING_RATE, seed)
@@ -158,7 +161,8 @@ def run_row(task, name, model, reference, budget_name, budget, decode, seed, arg
                              max_arena=budget["arena"], epochs=args.epochs, seed=seed,
                              candidates=args.candidates, out_dir=workdir / "fit",
                              batch_size=task["batch"], learning_rate=LEARNING_RATE,
-                             make=task.get("make"), float_epochs=task["float_epochs"])
+                             make=task.get("make"), float_epochs=task["float_epochs"],
+                             keeps=KEEPS, accuracy_samples=task["val_samples"])
         m = fit.trial.measured
         row["fit"] = {"flash_bytes": m.flash_bytes, "arena_bytes": m.arena_bytes,
                       "runtime": m.runtime, "config": fit.trial.config.to_dict(),
@@ -197,6 +201,8 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per candidate")
     parser.add_argument("--candidates", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("build/fit_board"))
+    parser.add_argument("--decode", nargs="+", type=lambda v: v == "yes", default=[False, True],
+                        help="'no', 'yes' or both (default): runtimes without and with DECODE")
     args = parser.parse_args(argv)
     path = RESULTS / f"{NAME}.json"
     saved = json.loads(path.read_text()) if path.is_file() else {}
@@ -227,7 +233,7 @@ def main(argv=None) -> None:
         budgets["arena/2"] = {"flash": 10**9, "arena": reference["arena_bytes"] // 2}
         for seed in range(args.seeds):
             for budget_name, budget in budgets.items():
-                for decode in (False, True):
+                for decode in args.decode:
                     if decode and (budget["flash"] <= DECODE_CODE_BYTES
                                    or budget_name.startswith("arena")):
                         continue  # DECODE's code alone is over the budget; it adds arena

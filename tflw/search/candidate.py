@@ -47,7 +47,7 @@ class Measured:
 
 def train_candidate(model: keras.Model, config: Config, x: np.ndarray, y: np.ndarray,
                     teacher_logits: np.ndarray, loss: Callable, epochs: int,
-                    batch_size: int = 64, learning_rate: float = 5e-4,
+                    batch_size: int = 64, learning_rate: float = 1e-2,
                     seed: int = 0) -> keras.Model:
     """The QAT model of `config`: channels pruned one-shot, low-bit layers as LSQ, then
     `epochs` of distillation from `model` (its logits on `x` precomputed)."""

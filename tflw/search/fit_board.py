@@ -215,7 +215,7 @@ def _width_trial(make, widths, problem, budgets, float_epochs, model, x, y, logi
         begin = time.perf_counter()
         keras.utils.set_random_seed(seed)
         student = make(width)
-        student.compile(keras.optimizers.Adam(learning_rate * 6), loss=loss)
+        student.compile(keras.optimizers.Adam(learning_rate), loss=loss)
         student.fit(x, y, epochs=float_epochs, batch_size=batch_size, verbose=0)
         qat = train_candidate(student, config, x, y, logits, loss, epochs, batch_size,
                               learning_rate, seed)
@@ -262,7 +262,7 @@ def fit_board(
     out_dir: Union[str, os.PathLike] = "tflw-fit",
     loss: Optional[Callable] = None,
     batch_size: int = 64,
-    learning_rate: float = 5e-4,
+    learning_rate: float = 1e-2,
     seed: int = 0,
     accuracy_samples: int = 2000,
     make: Optional[Callable[[float], keras.Model]] = None,
@@ -290,12 +290,15 @@ def fit_board(
         out_dir: trials, `fit.json` (every trial; a rerun with the same model and settings
             resumes from it) and `pareto.png`.
         loss: the training loss (default: sparse categorical cross-entropy on logits).
+        batch_size, learning_rate: of the fine-tuning (Adam). The default is well above
+            the usual QAT rate because a network that just lost channels recovers in a few
+            epochs only at such a rate (low-bit layers train as well at it).
         seed: seeds the fine-tuning (the search itself is deterministic).
         accuracy_samples: validation samples run in TFLite-Micro per trial.
         make: builds the model at a width multiplier, `make(1.0)` being `model`'s
             architecture: then the widest of `widths` whose int8 model is estimated to fit
-            is trained from scratch (`float_epochs` on `train_data`, learning rate 6x the
-            fine-tuning one), fine-tuned like the others, and competes with them (channels
+            is trained from scratch (`float_epochs` on `train_data`, at `learning_rate`),
+            fine-tuned like the others, and competes with them (channels
             chosen per layer on a trained model, or fewer everywhere trained anew: which
             wins depends on the model and the training budget).
         progress: report each step on stderr.
