@@ -27,8 +27,10 @@ setup(
     # jax, torch: the suite trains on the JAX and PyTorch backends too (tests/backends), as a
     # GPU machine without TensorFlow does
     # nbclient, ipykernel: the notebooks run in the suite; matplotlib: their plots
+    # ray: fit_board's candidates on several machines (tflw.search.RayExecutor), tested
     extras_require={"test": ["pytest", "hypothesis", "jax", "torch", "nbclient", "nbformat",
-                             "ipykernel", "matplotlib"],
-                    "plots": ["matplotlib"]},
+                             "ipykernel", "matplotlib", "ray"],
+                    "plots": ["matplotlib"],
+                    "distributed": ["ray"]},
     entry_points={"console_scripts": ["tflw=tflw.cli:main"]},
 )

@@ -97,3 +97,38 @@ def test_a_quantization_aware_model_is_refused(task, tmp_path):
     with pytest.raises(tflw.errors.UnsupportedModelError, match="float"):
         tflw.fit_board(tflw.quantize_model(model), train_data=train, validation_data=val,
                        out_dir=tmp_path / "fit", **SETTINGS)
+
+
+def _two_worker_fit(task, tmp_path, executor):
+    model, train, val = task
+    return tflw.fit_board(model, train_data=train, validation_data=val, max_flash=6000,
+                          out_dir=tmp_path / "fit", executor=executor, parallel=2,
+                          **{**SETTINGS, "candidates": 2})
+
+
+def _assert_two_candidates_trained_apart(fit):
+    trained = [t for t in fit.trials[1:] if t.measured is not None]
+    assert len(trained) >= 2 and len({str(t.config) for t in trained}) == len(trained)
+    assert fit.trial.fits and fit.trial.measured.flash_bytes <= 6000
+    assert (fit.out_dir / "float.keras").is_file()  # what the workers loaded
+    for trial in trained:
+        assert (fit.out_dir / trial.name / "qat.keras").is_file()
+
+
+def test_candidates_train_in_two_local_worker_processes(task, tmp_path):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        fit = _two_worker_fit(task, tmp_path, pool)
+    _assert_two_candidates_trained_apart(fit)
+
+
+def test_candidates_train_as_ray_tasks_on_two_local_workers(task, tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        fit = _two_worker_fit(task, tmp_path, tflw.search.RayExecutor())
+    finally:
+        ray.shutdown()
+    _assert_two_candidates_trained_apart(fit)

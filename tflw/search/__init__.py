@@ -8,5 +8,6 @@ print(fit.summary())
 
 from tflw.search.fit_board import FitResult, Trial, fit_board
 from tflw.search.problem import Config
+from tflw.search.ray_executor import RayExecutor
 
-__all__ = ["Config", "FitResult", "Trial", "fit_board"]
+__all__ = ["Config", "FitResult", "RayExecutor", "Trial", "fit_board"]

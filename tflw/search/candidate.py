@@ -3,13 +3,14 @@ model, exported and measured in TFLite-Micro.
 
 ```python
 qat = train_candidate(model, config, x_train, y_train, logits, loss, epochs=2)
-trial = measure_candidate(qat, "fit/trial-1", x_val, y_val, decode=True)
+result, measured = measure_candidate(qat, "fit/trial-1", x_val, y_val, decode=True)
+measured = run_candidate(CandidateJob(...))   # both, in this process or a worker's
 ```
 """
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import keras
 import numpy as np
@@ -83,3 +84,42 @@ def measure_candidate(qat: keras.Model, out_dir: Path, x: np.ndarray, y: np.ndar
         arena, runtime = lut["arena_bytes_measured"], "lut+decode"
     outputs = verify(result.tflite_path, x).outputs[0]
     return result, Measured(flash, arena, int(result.info.macs), top1(outputs, y), runtime)
+
+
+@dataclass
+class CandidateJob:
+    """Everything a worker needs to train, export and measure one configuration; it
+    pickles, so an `concurrent.futures.Executor` (local processes, or Ray) can run it.
+
+    Attributes:
+        model: the float model, or the path of its `.keras` file (for another process).
+        loss: `keras.losses.serialize` of the training loss.
+        out_dir: the trial's folder; `qat.keras` is saved there beside the export.
+    """
+
+    model: Union[keras.Model, str]
+    config: Config
+    train: tuple
+    teacher_logits: np.ndarray
+    loss: dict
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    out_dir: str
+    validation: tuple
+    decode: bool
+
+
+def run_candidate(job: CandidateJob) -> Measured:
+    """Train, export and measure `job`'s configuration; its QAT model goes to
+    `out_dir/qat.keras`."""
+    model = job.model
+    if isinstance(model, str):
+        model = keras.saving.load_model(model, compile=False)
+    qat = train_candidate(model, job.config, *job.train, job.teacher_logits,
+                          keras.losses.deserialize(job.loss), job.epochs, job.batch_size,
+                          job.learning_rate, job.seed)
+    _, measured = measure_candidate(qat, Path(job.out_dir), *job.validation, decode=job.decode)
+    qat.save(Path(job.out_dir) / "qat.keras")
+    return measured

@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -43,7 +44,8 @@ from tflw.export.convert import is_quantization_aware
 from tflw.export.export import ExportResult, load_model
 from tflw.export.lut import DECODE_CODE_BYTES
 from tflw.export.preflight import check_data, check_model
-from tflw.search.candidate import Measured, measure_candidate, train_candidate
+from tflw.search.candidate import (CandidateJob, Measured, measure_candidate, run_candidate,
+                                   train_candidate)
 from tflw.search.problem import Config, Problem, build_problem, cost_model, unchanged
 from tflw.search.sensitivity import measure_sensitivity
 from tflw.search.solver import Term
@@ -198,8 +200,7 @@ def _solve(problem: Problem, budgets: dict, scale: dict, tried: Sequence[Config]
 
 
 def _width_trial(make, widths, problem, budgets, float_epochs, model, x, y, logits, loss,
-                 epochs, batch_size, learning_rate, seed, out_dir, val, exports,
-                 progress) -> Optional[Trial]:
+                 epochs, batch_size, learning_rate, seed, out_dir, val, progress) -> Optional[Trial]:
     """The widest `make(width)` estimated to fit at int8, trained from scratch for
     `float_epochs`, then fine-tuned like every candidate; narrower ones while it misses."""
     for width in sorted(widths, reverse=True):
@@ -219,7 +220,7 @@ def _width_trial(make, widths, problem, budgets, float_epochs, model, x, y, logi
         student.fit(x, y, epochs=float_epochs, batch_size=batch_size, verbose=0)
         qat = train_candidate(student, config, x, y, logits, loss, epochs, batch_size,
                               learning_rate, seed)
-        exports[name], measured = measure_candidate(qat, out_dir / name, *val, decode=False)
+        _, measured = measure_candidate(qat, out_dir / name, *val, decode=False)
         qat.save(out_dir / name / "qat.keras")
         fits = measured.flash_bytes <= budgets["flash"] and measured.arena_bytes <= budgets["arena"]
         _say(progress, f"{name}: flash {measured.flash_bytes:,} B, arena "
@@ -265,6 +266,8 @@ def fit_board(
     learning_rate: float = 1e-2,
     seed: int = 0,
     accuracy_samples: int = 2000,
+    executor: Optional[Executor] = None,
+    parallel: int = 2,
     make: Optional[Callable[[float], keras.Model]] = None,
     widths: Sequence[float] = (0.75, 0.5, 0.375, 0.25),
     float_epochs: int = 3,
@@ -295,6 +298,12 @@ def fit_board(
             epochs only at such a rate (low-bit layers train as well at it).
         seed: seeds the fine-tuning (the search itself is deterministic).
         accuracy_samples: validation samples run in TFLite-Micro per trial.
+        executor: where candidates train: None runs them here, one after the other; a
+            `concurrent.futures.Executor` runs `parallel` of them at a time, e.g.
+            `ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))` on
+            this machine, or `tflw.search.RayExecutor()` on a Ray cluster (more machines).
+            Workers read the float model from `out_dir/float.keras` and write their trial
+            folders under `out_dir`, which must be a path they share.
         make: builds the model at a width multiplier, `make(1.0)` being `model`'s
             architecture: then the widest of `widths` whose int8 model is estimated to fit
             is trained from scratch (`float_epochs` on `train_data`, at `learning_rate`),
@@ -379,45 +388,61 @@ def fit_board(
     problem = build_problem(space, saved["sensitivity"]["bits"], saved["sensitivity"]["keep"])
     problem.calibrate(reference.flash_bytes, reference.arena_bytes)
 
-    exports = {}
     logits = teacher_logits(model, x_train)
     scale = {"flash": 1.0, "arena": 1.0}
     # A width candidate's configuration names the layers of another model: not excluded here.
     tried = [t.config for t in trials[1:] if not t.name.startswith("width-")]
     fitting = [t for t in trials[1:] if t.fits]
+    model_ref = model
+    if executor is not None:  # workers load the float model from a file
+        model_ref = str(out_dir / "float.keras")
+        model.save(model_ref)
     for _ in range(candidates + 4):
         if len(fitting) >= candidates:
             break
-        config = _solve(problem, budgets, scale, tried, decode)
-        if config is None:
+        jobs = []
+        for _ in range(parallel if executor is not None else 1):
+            config = _solve(problem, budgets, scale, tried, decode)
+            if config is None:
+                break
+            tried.append(config)
+            name = f"trial-{len(trials) + len(jobs)}"
+            jobs.append((name, config, CandidateJob(
+                model_ref, config, (x_train, y_train), logits, keras.losses.serialize(loss),
+                epochs, batch_size, learning_rate, seed, str(out_dir / name), val, decode)))
+        if not jobs:
             break
-        name = f"trial-{len(trials)}"
-        estimate = problem.estimate(config)
-        _say(progress, f"{name}: fine-tuning ({epochs} epochs, estimated flash "
-                       f"{estimate['flash']:,.0f} B, arena {estimate['arena']:,.0f} B)")
+        solved_at = dict(scale)
+        _say(progress, f"fine-tuning {', '.join(name for name, _, _ in jobs)} ({epochs} epochs"
+                       f"{'' if executor is None else ', in parallel'})")
         begin = time.perf_counter()
-        qat = train_candidate(model, config, x_train, y_train, logits, loss, epochs,
-                              batch_size, learning_rate, seed)
-        exports[name], measured = measure_candidate(qat, out_dir / name, *val, decode=decode)
-        qat.save(out_dir / name / "qat.keras")
-        fits = measured.flash_bytes <= budgets["flash"] and measured.arena_bytes <= budgets["arena"]
-        trial = Trial(name, config, estimate, measured, fits, time.perf_counter() - begin)
-        trials.append(trial)
-        tried.append(config)
+        if executor is None:
+            results = [run_candidate(job) for _, _, job in jobs]
+        else:
+            results = [future.result() for future in
+                       [executor.submit(run_candidate, job) for _, _, job in jobs]]
+        seconds = (time.perf_counter() - begin) / len(jobs)
+        for (name, config, _), measured in zip(jobs, results):
+            fits = (measured.flash_bytes <= budgets["flash"]
+                    and measured.arena_bytes <= budgets["arena"])
+            trial = Trial(name, config, problem.estimate(config), measured, fits, seconds)
+            trials.append(trial)
+            _say(progress, f"{name}: flash {measured.flash_bytes:,} B, arena "
+                           f"{measured.arena_bytes:,} B, accuracy {measured.accuracy:.2%}"
+                           f"{'' if fits else ' - over budget, tightening the estimate'}")
+            if fits:
+                fitting.append(trial)
+                continue
+            for resource, used in (("flash", measured.flash_bytes),
+                                   ("arena", measured.arena_bytes)):
+                if used > budgets[resource]:
+                    scale[resource] = min(scale[resource], solved_at[resource]
+                                          * budgets[resource] / used * RETRY_MARGIN)
         record()
-        _say(progress, f"{name}: flash {measured.flash_bytes:,} B, arena "
-                       f"{measured.arena_bytes:,} B, accuracy {measured.accuracy:.2%}"
-                       f"{'' if fits else ' - over budget, tightening the estimate'}")
-        if fits:
-            fitting.append(trial)
-            continue
-        for resource, used in (("flash", measured.flash_bytes), ("arena", measured.arena_bytes)):
-            if used > budgets[resource]:
-                scale[resource] *= budgets[resource] / used * RETRY_MARGIN
     if make is not None and not any(t.name.startswith("width-") for t in trials):
         trial = _width_trial(make, widths, problem, budgets, float_epochs, model, x_train,
                              y_train, logits, loss, epochs, batch_size, learning_rate, seed,
-                             out_dir, val, exports, progress)
+                             out_dir, val, progress)
         if trial is not None:
             trials.append(trial)
             fitting.append(trial)
@@ -427,12 +452,12 @@ def fit_board(
 
     best = max(fitting, key=lambda t: t.measured.accuracy)
     qat = keras.saving.load_model(out_dir / best.name / "qat.keras")
-    if best.name not in exports:  # chosen in an earlier run: export it again to return it
-        exports[best.name], _ = measure_candidate(qat, out_dir / best.name, *val, decode=decode)
-        qat.save(out_dir / best.name / "qat.keras")
+    # Exported again here, in this process: the trial may come from a worker or an earlier run.
+    export_result, _ = measure_candidate(qat, out_dir / best.name, *val, decode=decode)
+    qat.save(out_dir / best.name / "qat.keras")
     pareto_path = out_dir / "pareto.png"
     runs = [{"run": t.name, "accuracy": t.measured.accuracy, "flash_bytes": t.measured.flash_bytes,
              "arena_bytes": t.measured.arena_bytes} for t in trials if t.measured]
     plot_pareto(runs, pareto_path, costs=("flash_bytes", "arena_bytes"))
-    return FitResult(qat, exports[best.name], best, trials, budgets, out_dir,
+    return FitResult(qat, export_result, best, trials, budgets, out_dir,
                      time.perf_counter() - started, results_path, pareto_path)
