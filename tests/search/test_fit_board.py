@@ -49,7 +49,8 @@ def test_the_chosen_model_fits_in_measured_bytes(fitted, task):
     assert fit.model.count_params() < reference.info.parameter_count * 1.5
     assert fit.trials[0].name == "int8" and fit.trials[0].measured.flash_bytes > budget
     names = [t.name for t in fit.trials]
-    assert names[1] == "trial-1" and names[-1].startswith("width-")
+    assert names[1].startswith("uniform-keep-") and names[-1].startswith("width-")
+    assert any(name.startswith("trial-") for name in names)  # the solver's own
     fitting = [t for t in fit.trials[1:] if t.fits]
     assert fit.trial is max(fitting, key=lambda t: t.measured.accuracy)
     for trial in fit.trials[1:]:  # the calibrated estimate steers well

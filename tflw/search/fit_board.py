@@ -12,9 +12,10 @@ fit.trials                       # every configuration tried, estimated and meas
 The search: one measured int8 export calibrates the byte estimates; the loss increase of
 each single change (a layer at 4 or 2 bits, a channel group at 3/4, 1/2, 1/4) is measured
 on held-out data; an exact integer program picks the set of changes of least summed loss
-within the budgets (`tflw.search.solver`); the `candidates` best configurations are
-fine-tuned, exported and measured, and the most accurate one that fits in measured bytes
-is returned. A candidate that misses its budget in measured bytes shrinks the budget
+within the budgets (`tflw.search.solver`); the `candidates` best configurations, and the
+uniform ones a user would try first (one keep ratio everywhere; one bit width
+everywhere), are fine-tuned, exported and measured, and the most accurate one that fits
+in measured bytes is returned. A candidate that misses its budget in measured bytes shrinks the budget
 the solver sees by the miss, and the search goes on.
 
 References:
@@ -52,6 +53,7 @@ from tflw.search.solver import Term
 from tflw.search.space import SearchSpace, read_space
 
 SENSITIVITY_SAMPLES = 1000
+RECALIBRATION_SAMPLES = 512
 # How far under a missed budget the next solve aims, beyond the measured miss itself.
 RETRY_MARGIN = 0.98
 
@@ -169,6 +171,31 @@ def _exclusions(problem: Problem, tried: Sequence[Config]) -> List[Term]:
             table[option] = 1.0
             terms.append(Term((knob,), {f"exclude:{index}": table}))
     return terms
+
+
+def _uniform_seeds(problem: Problem, budgets: dict, decode: bool) -> List[Tuple[str, Config]]:
+    """The uniform configurations a user would try first, each the least compressed one
+    estimated to fit: one keep ratio for every channel group, and (with DECODE) one bit
+    width for every layer. They compete with the solver's configurations."""
+    space, seeds = problem.space, []
+
+    def fits(config: Config, extra: int) -> bool:
+        estimate = problem.estimate(config)
+        return (estimate["flash"] + extra <= budgets["flash"]
+                and estimate["arena"] <= budgets["arena"])
+
+    keep = next((k for k in sorted(space.keeps, reverse=True) if fits(Config(
+        {l.name: 8 for l in space.layers}, {g: k for g in space.groups}), 0)), None)
+    if keep is not None and keep < 1.0 and space.groups:
+        seeds.append((f"uniform-keep-{keep:g}", Config({l.name: 8 for l in space.layers},
+                                                       {g: keep for g in space.groups})))
+    bits = next((b for b in sorted(space.bits, reverse=True) if b < 8 and fits(Config(
+        {l.name: b for l in space.layers}, {g: 1.0 for g in space.groups}),
+        DECODE_CODE_BYTES)), None)
+    if decode and bits is not None:
+        seeds.append((f"uniform-bits-{bits}", Config({l.name: bits for l in space.layers},
+                                                     {g: 1.0 for g in space.groups})))
+    return seeds
 
 
 def _int8_only(problem: Problem) -> List[Term]:
@@ -382,7 +409,7 @@ def fit_board(
                        "groups' sensitivity on held-out data")
         bits_loss, keep_loss = measure_sensitivity(
             model, space, x_val[:SENSITIVITY_SAMPLES], y_val[:SENSITIVITY_SAMPLES], loss,
-            progress=progress)
+            x_train[:RECALIBRATION_SAMPLES], progress=progress)
         saved["sensitivity"] = {"bits": bits_loss, "keep": keep_loss}
         record()
     problem = build_problem(space, saved["sensitivity"]["bits"], saved["sensitivity"]["keep"])
@@ -397,16 +424,21 @@ def fit_board(
     if executor is not None:  # workers load the float model from a file
         model_ref = str(out_dir / "float.keras")
         model.save(model_ref)
-    for _ in range(candidates + 4):
-        if len(fitting) >= candidates:
+    seeds = [(name, config) for name, config in _uniform_seeds(problem, budgets, decode)
+             if config not in tried]
+    for _ in range(candidates + len(seeds) + 4):
+        if not seeds and sum(t.name.startswith("trial-") for t in fitting) >= candidates:
             break
         jobs = []
         for _ in range(parallel if executor is not None else 1):
-            config = _solve(problem, budgets, scale, tried, decode)
-            if config is None:
-                break
+            if seeds:
+                name, config = seeds.pop(0)
+            else:
+                config = _solve(problem, budgets, scale, tried, decode)
+                if config is None:
+                    break
+                name = f"trial-{len(trials) + len(jobs)}"
             tried.append(config)
-            name = f"trial-{len(trials) + len(jobs)}"
             jobs.append((name, config, CandidateJob(
                 model_ref, config, (x_train, y_train), logits, keras.losses.serialize(loss),
                 epochs, batch_size, learning_rate, seed, str(out_dir / name), val, decode)))
