@@ -20,6 +20,7 @@ held-out part of the training set. With `decode`, flash is the LUT-compressed fl
 budgets below DECODE's own code are run without it only (it cannot pay there).
 
 Rows are appended to results/fit_board.json as they finish; a rerun skips rows present.
+results/fit_board.png plots accuracy against flash for every row (`--plot-only` redraws it).
 """
 
 import argparse
@@ -38,6 +39,7 @@ import tflw  # noqa: E402
 from benchmarks.common import RESULTS, compiled, format_table, machine  # noqa: E402
 from benchmarks.shared_data import (CIFAR10_FILES, load_cifar10, load_gestures,  # noqa: E402
                                     load_mnist, locate)
+from benchmarks.zoo import augment  # noqa: E402
 from tflw.demo import build_demo_model  # noqa: E402
 from tflw.distillation.distiller import teacher_logits  # noqa: E402
 from tflw.errors import ModelTooLargeError  # noqa: E402
@@ -62,9 +64,11 @@ def mnist_task(args):
 
 def gesture_task(args):
     (x, y), (x_test, y_test) = load_gestures(locate("gestures-wiimote.npz"))
+    # 300 series: trained as benchmarks/zoo.py trains them, on 20 shifted copies of each
     return dict(make=lambda w: tflw.models.gesture_cnn(filters=max(1, round(32 * w)), dropout=0.3),
-                data=(x, y), test=(x_test, y_test), float_epochs=40, fine_tune=None, batch=32,
-                lr=3e-3, test_samples=700, val_samples=2000, held_out=0.2)
+                data=(x, y), test=(x_test, y_test), float_epochs=12, fine_tune=None, batch=64,
+                lr=2e-3, test_samples=700, val_samples=2000, held_out=0.2,
+                augment=lambda series, seed: augment(series, 20, np.random.default_rng(seed)))
 
 
 def resnet8_task(args):
@@ -81,7 +85,7 @@ def train_float(task, width: float = 1.0, seed: int = 0):
     keras.utils.set_random_seed(seed)
     model = task["make"](width) if task.get("make") else task["model"]()
     compiled(model, task["lr"])
-    x, y = task["data"]
+    x, y = augmented(task, *task["data"], seed)
     start = time.perf_counter()
     model.fit(x, y, epochs=task["float_epochs"], batch_size=task["batch"], verbose=0)
     return model, (time.perf_counter() - start) / task["float_epochs"]
@@ -95,7 +99,15 @@ def split(task, seed: int):
     val, train = order[:held], order[held:]
     if task["fine_tune"]:
         train = train[:task["fine_tune"]]
-    return (x[train], y[train]), (x[val], y[val])
+    return augmented(task, x[train], y[train], seed), (x[val], y[val])
+
+
+def augmented(task, x, y, seed: int) -> tuple:
+    """The training data as the task trains on it (shifted copies, for the gestures)."""
+    if "augment" not in task:
+        return x, y
+    copies = task["augment"](x, seed)
+    return copies, np.repeat(y, len(copies) // len(x))
 
 
 def test_accuracy(tflite_path, task) -> float:
@@ -194,6 +206,38 @@ def summarize(rows) -> list:
     return table
 
 
+def plot(rows, path: Path) -> None:
+    """Test accuracy against measured flash, per model: fit_board's choices and every
+    uniform baseline's, each row (budget, seed, runtime) one point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(row["model"] for row in rows))
+    figure, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
+    for axis, name in zip(axes[0], names):
+        series = {"fit_board": [], "uniform bits": [], "uniform channels": [], "uniform width": []}
+        for row in (r for r in rows if r["model"] == name):
+            if "test_accuracy" in row["fit"]:
+                series["fit_board"].append((row["fit"]["flash_bytes"], row["fit"]["test_accuracy"]))
+            for family, result in row["uniform"].items():
+                if result:
+                    series[f"uniform {family}"].append((result["flash_bytes"],
+                                                        result["test_accuracy"]))
+        for (label, points), marker in zip(series.items(), "o^sD"):
+            if points:
+                axis.scatter(*zip(*[(f, 100 * a) for f, a in points]), label=label,
+                             marker=marker, alpha=0.7)
+        axis.set_title(name)
+        axis.set_xlabel("flash, measured (bytes)")
+        axis.set_ylabel("test accuracy in TFLite-Micro (%)")
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["demo", "gesture"], choices=TASKS)
@@ -201,6 +245,8 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs per candidate")
     parser.add_argument("--candidates", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("build/fit_board"))
+    parser.add_argument("--plot-only", action="store_true",
+                        help="redraw results/fit_board.png from the JSON, run nothing")
     parser.add_argument("--decode", nargs="+", type=lambda v: v == "yes", default=[False, True],
                         help="'no', 'yes' or both (default): runtimes without and with DECODE")
     args = parser.parse_args(argv)
@@ -208,6 +254,9 @@ def main(argv=None) -> None:
     saved = json.loads(path.read_text()) if path.is_file() else {}
     rows, models = saved.get("rows", []), saved.get("models", {})
     done = {(r["model"], r["budget"], r["decode"], r["seed"]) for r in rows}
+    if args.plot_only:
+        plot(rows, RESULTS / f"{NAME}.png")
+        return
 
     def write():
         payload = {"machine": machine(), "command": "python -m benchmarks.fit_board " + " ".join(
@@ -247,6 +296,7 @@ def main(argv=None) -> None:
                     write()
                     print(format_table(summarize(rows)[-1:], COLUMNS), flush=True)
     write()
+    plot(rows, RESULTS / f"{NAME}.png")
     print(format_table(summarize(rows), COLUMNS))
 
 
