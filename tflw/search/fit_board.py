@@ -397,6 +397,7 @@ def fit_board(
         begin = time.perf_counter()
         reference = train_candidate(model, full, x_train, y_train, None, loss, epochs=0)
         _, measured = measure_candidate(reference, out_dir / "int8", *val, decode=False)
+        reference.save(out_dir / "int8" / "qat.keras")
         trials.append(Trial("int8", full, zero.estimate(full), measured, None,
                             time.perf_counter() - begin))
         record()
@@ -479,6 +480,8 @@ def fit_board(
             trials.append(trial)
             fitting.append(trial)
             record()
+    if trials[0].fits:  # the unchanged model, calibrated but not fine-tuned, competes too
+        fitting.append(trials[0])
     if not fitting:
         raise _nothing_fits(problem, budgets, calibrated=True)
 
