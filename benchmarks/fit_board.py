@@ -15,9 +15,9 @@ the same distillation from the float model:
 
 Each baseline takes the largest setting whose estimated cost fits, and the next smaller
 one while its measured bytes do not. Accuracy is top-1 on the test set (ResNet-8: its
-first 2,000 in a random order; gestures: the archive's last 350 test series), outputs from
-TFLite-Micro. The search selects on data the float model never saw: a tenth of the
-training set held out (gestures: the archive's first 350 test series). With `decode`, flash is the LUT-compressed flatbuffer plus DECODE's code;
+first 2,000 in a random order; gestures: half of the archive's 700 test series, drawn at
+random), outputs from TFLite-Micro. The search selects on data the float model never saw:
+a tenth of the training set held out (gestures: the other 350 test series). With `decode`, flash is the LUT-compressed flatbuffer plus DECODE's code;
 budgets below DECODE's own code are run without it only (it cannot pay there).
 
 Rows are appended to results/fit_board.json as they finish; a rerun skips rows present.
@@ -65,8 +65,10 @@ def mnist_task(args):
 
 def gesture_task(args):
     (x, y), (x_test, y_test) = load_gestures(locate("gestures-wiimote.npz"))
+    pick = np.random.default_rng(0).permutation(len(x_test))  # the archive lists them by class
+    x_test, y_test = x_test[pick], y_test[pick]
     # 300 series: trained as benchmarks/zoo.py trains them, on 20 shifted copies of each;
-    # the archive's 700 test series: the first 350 are the search's, the rest the test
+    # the archive's 700 test series shuffled: the first 350 are the search's, the rest the test
     return dict(make=lambda w: tflw.models.gesture_cnn(filters=max(1, round(32 * w)), dropout=0.3),
                 data=(x, y), validation=(x_test[:350], y_test[:350]),
                 test=(x_test[350:], y_test[350:]), float_epochs=12, fine_tune=None, batch=64,
@@ -189,7 +191,8 @@ def run_row(task, name, model, reference, budget_name, budget, decode, seed, arg
                              max_arena=budget["arena"], epochs=args.epochs, seed=seed,
                              candidates=args.candidates, out_dir=workdir / "fit",
                              batch_size=task["batch"], learning_rate=LEARNING_RATE,
-                             make=task.get("make"), float_epochs=task["float_epochs"],
+                             make=task.get("make"), widths=WIDTHS[1:],
+                             float_epochs=task["float_epochs"],
                              keeps=KEEPS, accuracy_samples=task["val_samples"])
         m = fit.trial.measured
         row["fit"] = {"flash_bytes": m.flash_bytes, "arena_bytes": m.arena_bytes,
