@@ -173,25 +173,31 @@ def _exclusions(problem: Problem, tried: Sequence[Config]) -> List[Term]:
     return terms
 
 
+def _shipped_estimate(problem: Problem, config: Config) -> dict:
+    """`problem.estimate`, with DECODE's code in the flash where a layer is below 8 bits."""
+    estimate = problem.estimate(config)
+    if min(config.bits.values(), default=8) < 8:
+        estimate["flash"] += DECODE_CODE_BYTES
+    return estimate
+
+
 def _uniform_seeds(problem: Problem, budgets: dict, decode: bool) -> List[Tuple[str, Config]]:
     """The uniform configurations a user would try first, each the least compressed one
     estimated to fit: one keep ratio for every channel group, and (with DECODE) one bit
     width for every layer. They compete with the solver's configurations."""
     space, seeds = problem.space, []
 
-    def fits(config: Config, extra: int) -> bool:
-        estimate = problem.estimate(config)
-        return (estimate["flash"] + extra <= budgets["flash"]
-                and estimate["arena"] <= budgets["arena"])
+    def fits(config: Config) -> bool:
+        estimate = _shipped_estimate(problem, config)
+        return estimate["flash"] <= budgets["flash"] and estimate["arena"] <= budgets["arena"]
 
     keep = next((k for k in sorted(space.keeps, reverse=True) if fits(Config(
-        {l.name: 8 for l in space.layers}, {g: k for g in space.groups}), 0)), None)
+        {l.name: 8 for l in space.layers}, {g: k for g in space.groups}))), None)
     if keep is not None and keep < 1.0 and space.groups:
         seeds.append((f"uniform-keep-{keep:g}", Config({l.name: 8 for l in space.layers},
                                                        {g: keep for g in space.groups})))
     bits = next((b for b in sorted(space.bits, reverse=True) if b < 8 and fits(Config(
-        {l.name: b for l in space.layers}, {g: 1.0 for g in space.groups}),
-        DECODE_CODE_BYTES)), None)
+        {l.name: b for l in space.layers}, {g: 1.0 for g in space.groups}))), None)
     if decode and bits is not None:
         seeds.append((f"uniform-bits-{bits}", Config({l.name: bits for l in space.layers},
                                                      {g: 1.0 for g in space.groups})))
@@ -458,7 +464,8 @@ def fit_board(
         for (name, config, _), measured in zip(jobs, results):
             fits = (measured.flash_bytes <= budgets["flash"]
                     and measured.arena_bytes <= budgets["arena"])
-            trial = Trial(name, config, problem.estimate(config), measured, fits, seconds)
+            trial = Trial(name, config, _shipped_estimate(problem, config), measured, fits,
+                          seconds)
             trials.append(trial)
             _say(progress, f"{name}: flash {measured.flash_bytes:,} B, arena "
                            f"{measured.arena_bytes:,} B, accuracy {measured.accuracy:.2%}"
