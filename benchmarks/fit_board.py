@@ -293,7 +293,10 @@ def main(argv=None) -> None:
         reference = {"flash_bytes": result.flatbuffer_bytes, "arena_bytes": result.arena_bytes,
                      "float_accuracy": float(model.evaluate(x_test, y_test, verbose=0)[1]),
                      "int8_test_accuracy": test_accuracy(result.tflite_path, task),
-                     "float_epoch_seconds": epoch_seconds}
+                     "float_epoch_seconds": epoch_seconds,
+                     "command": "python -m benchmarks.fit_board " + " ".join(
+                         sys.argv[1:] if argv is None else argv),
+                     "date": time.strftime("%Y-%m-%d")}
         models[name] = reference
         print(name, reference, flush=True)
         budgets = {f"flash/{d}": {"flash": reference["flash_bytes"] // d,
