@@ -214,19 +214,15 @@ def _solve(problem: Problem, budgets: dict, scale: dict, tried: Sequence[Config]
            decode: bool) -> Optional[Config]:
     """The best untried configuration: with DECODE (its code counted as flash) or at int8
     throughout without it, whichever has the smaller estimated loss."""
-    own_terms = problem.terms
+    extra = _exclusions(problem, tried) + _int8_only(problem)
     # Each exclusion allows at most all-but-one of that configuration's options.
     exclusions = {f"exclude:{i}": len(problem.options) - 1 for i in range(len(tried))}
     found = []
     for with_decode in ((False, True) if decode else (False,)):
-        problem.terms = own_terms + _exclusions(problem, tried) + _int8_only(problem)
         flash = budgets["flash"] * scale["flash"] - (DECODE_CODE_BYTES if with_decode else 0)
         limits = {**exclusions, "low_bits": len(problem.space.layers) if with_decode else 0}
-        try:
-            config = problem.solve(flash, budgets["arena"] * scale["arena"], budgets["macs"],
-                                   extra_budgets=limits)
-        finally:
-            problem.terms = own_terms
+        config = problem.solve(flash, budgets["arena"] * scale["arena"], budgets["macs"],
+                               extra_terms=extra, extra_budgets=limits)
         if config is not None:
             found.append(config)
     return min(found, key=lambda c: problem.estimate(c)["loss"], default=None)

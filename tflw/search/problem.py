@@ -9,7 +9,7 @@ problem.estimate(config)                                 # {"flash": ..., "arena
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -85,10 +85,10 @@ class Problem:
         self.arena_overhead = arena - estimate["arena"]
 
     def solve(self, flash: Optional[float] = None, arena: Optional[float] = None,
-              macs: Optional[float] = None,
+              macs: Optional[float] = None, extra_terms: Sequence[Term] = (),
               extra_budgets: Optional[Mapping[str, float]] = None) -> Optional[Config]:
         """The configuration of least summed sensitivity within the budgets, or None;
-        `extra_budgets` bound resources of terms added to `terms` by the caller."""
+        `extra_terms` add resources (e.g. exclusions) that `extra_budgets` bound."""
         budgets: Dict[str, float] = dict(extra_budgets or {})
         if flash is not None:
             budgets["flash"] = flash - self.flash_overhead
@@ -98,7 +98,7 @@ class Problem:
             for step in range(-1, self.space.steps + 1):
                 budgets[f"arena:{step}"] = arena - self.arena_overhead - self.fixed.get(
                     f"arena:{step}", 0.0)
-        choice = solve(self.options, self.terms, budgets)
+        choice = solve(self.options, list(self.terms) + list(extra_terms), budgets)
         return None if choice is None else self.config(choice)
 
 
