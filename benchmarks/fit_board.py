@@ -133,10 +133,6 @@ def test_accuracy(tflite_path, task) -> float:
     return top1(verify(tflite_path, x_test).outputs[0], y_test)
 
 
-def fits(measured, budget) -> bool:
-    return measured.flash_bytes <= budget["flash"] and measured.arena_bytes <= budget["arena"]
-
-
 def uniform(task, model, problem, family, budget, decode, train, val, args, workdir, seed):
     """The best uniform setting of `family` within `budget`, trained and measured."""
     space = problem.space
@@ -155,9 +151,7 @@ def uniform(task, model, problem, family, budget, decode, train, val, args, work
     for setting, config in zip(settings, configs):
         student, estimate = model, None
         if config is None:  # a narrower model, estimated with the reference's overheads
-            narrow = cost_model(read_space(task["make"](setting)))
-            narrow.flash_overhead, narrow.arena_overhead = (problem.flash_overhead,
-                                                            problem.arena_overhead)
+            narrow = cost_model(read_space(task["make"](setting)), calibrated_by=problem)
             config = Config({l.name: 8 for l in narrow.space.layers},
                             {g: 1.0 for g in narrow.space.groups})
             estimate = narrow.estimate(config)
@@ -173,7 +167,7 @@ def uniform(task, model, problem, family, budget, decode, train, val, args, work
         qat = train_candidate(student, config, *train, logits, loss, args.epochs, task["batch"],
                               LEARNING_RATE, seed)
         result, measured = measure_candidate(qat, workdir / f"{family}-{setting:g}", *val, decode)
-        if fits(measured, budget):
+        if measured.fits(budget):
             return {"setting": setting, "flash_bytes": measured.flash_bytes,
                     "arena_bytes": measured.arena_bytes, "runtime": measured.runtime,
                     "test_accuracy": test_accuracy(result.tflite_path, task)}

@@ -45,6 +45,10 @@ class Measured:
     accuracy: float
     runtime: str
 
+    def fits(self, budgets: dict) -> bool:
+        """Within `budgets`' "flash" and "arena" bytes."""
+        return self.flash_bytes <= budgets["flash"] and self.arena_bytes <= budgets["arena"]
+
 
 def train_candidate(model: keras.Model, config: Config, x: np.ndarray, y: np.ndarray,
                     teacher_logits: np.ndarray, loss: Callable, epochs: int,
@@ -72,11 +76,16 @@ def top1(outputs: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(outputs, -1) == np.ravel(y)))
 
 
+def export_candidate(qat: keras.Model, out_dir: Path, x: np.ndarray, decode: bool) -> ExportResult:
+    """Export `qat` into `out_dir`, LUT-compressed too where the runtime has DECODE."""
+    return export(qat, out_dir, sample_inputs=x[:VERIFY_SAMPLES], overwrite=True,
+                  compress="always" if decode else "never")
+
+
 def measure_candidate(qat: keras.Model, out_dir: Path, x: np.ndarray, y: np.ndarray,
                       decode: bool) -> tuple:
     """Export `qat` into `out_dir` and measure it; returns (ExportResult, Measured)."""
-    result: ExportResult = export(qat, out_dir, sample_inputs=x[:VERIFY_SAMPLES],
-                                  overwrite=True, compress="always" if decode else "never")
+    result = export_candidate(qat, out_dir, x, decode)
     flash, arena, runtime = result.flatbuffer_bytes, result.arena_bytes, "int8"
     lut: Optional[dict] = result.report.get("lut")
     if decode and lut and lut["flatbuffer_bytes"] + DECODE_CODE_BYTES < flash:

@@ -30,7 +30,7 @@ import os
 import sys
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
@@ -45,8 +45,8 @@ from tflw.export.convert import is_quantization_aware
 from tflw.export.export import ExportResult, load_model
 from tflw.export.lut import DECODE_CODE_BYTES
 from tflw.export.preflight import check_data, check_model
-from tflw.search.candidate import (CandidateJob, Measured, measure_candidate, run_candidate,
-                                   train_candidate)
+from tflw.search.candidate import (CandidateJob, Measured, export_candidate,
+                                   measure_candidate, run_candidate, train_candidate)
 from tflw.search.problem import Config, Problem, build_problem, cost_model, unchanged
 from tflw.search.sensitivity import measure_sensitivity
 from tflw.search.solver import Term
@@ -228,14 +228,13 @@ def _solve(problem: Problem, budgets: dict, scale: dict, tried: Sequence[Config]
     return min(found, key=lambda c: problem.estimate(c)["loss"], default=None)
 
 
-def _width_trial(make, widths, problem, budgets, float_epochs, model, x, y, logits, loss,
-                 epochs, batch_size, learning_rate, seed, out_dir, val, progress) -> Optional[Trial]:
+def _width_trial(make, widths, problem: Problem, budgets: dict, float_epochs: int,
+                 job: CandidateJob, progress: bool) -> Optional[Trial]:
     """The widest `make(width)` estimated to fit at int8, trained from scratch for
-    `float_epochs`, then fine-tuned like every candidate; narrower ones while it misses."""
+    `float_epochs`, then fine-tuned as `job` says; narrower ones while it misses."""
+    x, y = job.train
     for width in sorted(widths, reverse=True):
-        narrow = cost_model(read_space(make(width)))
-        narrow.flash_overhead = problem.flash_overhead
-        narrow.arena_overhead = problem.arena_overhead
+        narrow = cost_model(read_space(make(width)), calibrated_by=problem)
         config = unchanged(narrow.space)
         estimate = narrow.estimate(config)
         if estimate["flash"] > budgets["flash"] or estimate["arena"] > budgets["arena"]:
@@ -243,18 +242,16 @@ def _width_trial(make, widths, problem, budgets, float_epochs, model, x, y, logi
         name = f"width-{width:g}"
         _say(progress, f"{name}: training from scratch ({float_epochs} epochs), then fine-tuning")
         begin = time.perf_counter()
-        keras.utils.set_random_seed(seed)
+        keras.utils.set_random_seed(job.seed)
         student = make(width)
-        student.compile(keras.optimizers.Adam(learning_rate), loss=loss)
-        student.fit(x, y, epochs=float_epochs, batch_size=batch_size, verbose=0)
-        qat = train_candidate(student, config, x, y, logits, loss, epochs, batch_size,
-                              learning_rate, seed)
-        _, measured = measure_candidate(qat, out_dir / name, *val, decode=False)
-        qat.save(out_dir / name / "qat.keras")
-        fits = measured.flash_bytes <= budgets["flash"] and measured.arena_bytes <= budgets["arena"]
+        student.compile(keras.optimizers.Adam(job.learning_rate),
+                        loss=keras.losses.deserialize(job.loss))
+        student.fit(x, y, epochs=float_epochs, batch_size=job.batch_size, verbose=0)
+        measured = run_candidate(replace(job, model=student, config=config, decode=False,
+                                         out_dir=str(Path(job.out_dir) / name)))
         _say(progress, f"{name}: flash {measured.flash_bytes:,} B, arena "
                        f"{measured.arena_bytes:,} B, accuracy {measured.accuracy:.2%}")
-        if fits:
+        if measured.fits(budgets):
             return Trial(name, config, estimate, measured, True, time.perf_counter() - begin)
     return None
 
@@ -404,8 +401,7 @@ def fit_board(
                             time.perf_counter() - begin))
         record()
     reference = trials[0].measured
-    trials[0].fits = (reference.flash_bytes <= budgets["flash"]
-                      and reference.arena_bytes <= budgets["arena"])
+    trials[0].fits = reference.fits(budgets)
 
     if saved.get("sensitivity") is None:
         _say(progress, f"measuring {len(space.layers)} layers' and {len(space.groups)} channel "
@@ -423,10 +419,12 @@ def fit_board(
     # A width candidate's configuration names the layers of another model: not excluded here.
     tried = [t.config for t in trials[1:] if not t.name.startswith("width-")]
     fitting = [t for t in trials[1:] if t.fits]
-    model_ref = model
-    if executor is not None:  # workers load the float model from a file
-        model_ref = str(out_dir / "float.keras")
-        model.save(model_ref)
+    # What every candidate shares; workers in other processes load the float model from a file.
+    job = CandidateJob(model, full, (x_train, y_train), logits, keras.losses.serialize(loss),
+                       epochs, batch_size, learning_rate, seed, str(out_dir), val, decode)
+    if executor is not None:
+        job = replace(job, model=str(out_dir / "float.keras"))
+        model.save(job.model)
     seeds = [(name, config) for name, config in _uniform_seeds(problem, budgets, decode)
              if config not in tried]
     for _ in range(candidates + len(seeds) + 4):
@@ -442,9 +440,7 @@ def fit_board(
                     break
                 name = f"trial-{len(trials) + len(jobs)}"
             tried.append(config)
-            jobs.append((name, config, CandidateJob(
-                model_ref, config, (x_train, y_train), logits, keras.losses.serialize(loss),
-                epochs, batch_size, learning_rate, seed, str(out_dir / name), val, decode)))
+            jobs.append((name, config, replace(job, config=config, out_dir=str(out_dir / name))))
         if not jobs:
             break
         solved_at = dict(scale)
@@ -458,8 +454,7 @@ def fit_board(
                        [executor.submit(run_candidate, job) for _, _, job in jobs]]
         seconds = (time.perf_counter() - begin) / len(jobs)
         for (name, config, _), measured in zip(jobs, results):
-            fits = (measured.flash_bytes <= budgets["flash"]
-                    and measured.arena_bytes <= budgets["arena"])
+            fits = measured.fits(budgets)
             trial = Trial(name, config, _shipped_estimate(problem, config), measured, fits,
                           seconds)
             trials.append(trial)
@@ -476,9 +471,7 @@ def fit_board(
                                           * budgets[resource] / used * RETRY_MARGIN)
         record()
     if make is not None and not any(t.name.startswith("width-") for t in trials):
-        trial = _width_trial(make, widths, problem, budgets, float_epochs, model, x_train,
-                             y_train, logits, loss, epochs, batch_size, learning_rate, seed,
-                             out_dir, val, progress)
+        trial = _width_trial(make, widths, problem, budgets, float_epochs, job, progress)
         if trial is not None:
             trials.append(trial)
             fitting.append(trial)
@@ -490,8 +483,9 @@ def fit_board(
 
     best = max(fitting, key=lambda t: t.measured.accuracy)
     qat = keras.saving.load_model(out_dir / best.name / "qat.keras")
-    # Exported again here, in this process: the trial may come from a worker or an earlier run.
-    export_result, _ = measure_candidate(qat, out_dir / best.name, *val, decode=decode)
+    # Exported again here, in this process: the trial may come from a worker or an earlier
+    # run (its accuracy is already measured). Exporting empties the folder: save again.
+    export_result = export_candidate(qat, out_dir / best.name, val[0], decode)
     qat.save(out_dir / best.name / "qat.keras")
     pareto_path = out_dir / "pareto.png"
     runs = [{"run": t.name, "accuracy": t.measured.accuracy, "flash_bytes": t.measured.flash_bytes,

@@ -1,7 +1,8 @@
 """A `SearchSpace` as the solver's integer program, and a solution as a model configuration.
 
 ```python
-problem = build_problem(space, sensitivity)
+problem = build_problem(space, bits_loss, keep_loss)     # from measure_sensitivity
+problem.calibrate(measured_flash, measured_arena)        # of the unchanged int8 model
 config = problem.solve(flash=200_000, arena=60_000)     # None when nothing fits
 problem.estimate(config)                                 # {"flash": ..., "arena": ..., "macs": ...}
 ```
@@ -70,7 +71,7 @@ class Problem:
         """Estimated flash and arena bytes and MACs of `config` (calibrated overheads added)."""
         choice = self.choice(config)
         arena = max(total(choice, self.terms, f"arena:{s}") + self.fixed.get(f"arena:{s}", 0.0)
-                    for s in range(-1, self.space.steps + 1))
+                    for s in self.space.op_steps)
         return {"flash": total(choice, self.terms, "flash") + self.flash_overhead,
                 "arena": arena + self.arena_overhead,
                 "macs": total(choice, self.terms, "macs"),
@@ -78,11 +79,9 @@ class Problem:
 
     def calibrate(self, flash: int, arena: int) -> None:
         """Take the measured bytes of the unchanged model (8 bits, every channel kept)."""
-        full = unchanged(self.space)
-        self.flash_overhead = self.arena_overhead = 0.0
-        estimate = self.estimate(full)
-        self.flash_overhead = flash - estimate["flash"]
-        self.arena_overhead = arena - estimate["arena"]
+        estimate = self.estimate(unchanged(self.space))
+        self.flash_overhead += flash - estimate["flash"]
+        self.arena_overhead += arena - estimate["arena"]
 
     def solve(self, flash: Optional[float] = None, arena: Optional[float] = None,
               macs: Optional[float] = None, extra_terms: Sequence[Term] = (),
@@ -95,7 +94,7 @@ class Problem:
         if macs is not None:
             budgets["macs"] = macs
         if arena is not None:
-            for step in range(-1, self.space.steps + 1):
+            for step in self.space.op_steps:
                 budgets[f"arena:{step}"] = arena - self.arena_overhead - self.fixed.get(
                     f"arena:{step}", 0.0)
         choice = solve(self.options, list(self.terms) + list(extra_terms), budgets)
@@ -148,10 +147,15 @@ def build_problem(space: SearchSpace, bits_loss: Mapping[str, np.ndarray],
     return Problem(space, options, terms, fixed)
 
 
-def cost_model(space: SearchSpace) -> Problem:
-    """The program of `space` with no losses: for estimates alone."""
-    return build_problem(space, {l.name: [0.0] * len(space.bits) for l in space.layers},
-                         {g: [0.0] * len(space.keeps) for g in space.groups})
+def cost_model(space: SearchSpace, calibrated_by: Optional[Problem] = None) -> Problem:
+    """The program of `space` with no losses: for estimates alone; with the overheads
+    `calibrated_by` measured (for another width of the same architecture)."""
+    problem = build_problem(space, {l.name: [0.0] * len(space.bits) for l in space.layers},
+                            {g: [0.0] * len(space.keeps) for g in space.groups})
+    if calibrated_by is not None:
+        problem.flash_overhead = calibrated_by.flash_overhead
+        problem.arena_overhead = calibrated_by.arena_overhead
+    return problem
 
 
 def unchanged(space: SearchSpace) -> Config:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 OBJECTIVE = "loss"
 
@@ -80,6 +79,9 @@ def solve(options: Mapping[str, int], terms: Sequence[Term],
     Returns:
         knob name -> chosen option index, or None if no choice keeps every budget.
     """
+    # here, not at import: `import tflw` need not load SciPy's optimizers
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
     for term in terms:
         unknown = [k for k in term.knobs if k not in options]
         if unknown:

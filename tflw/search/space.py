@@ -110,6 +110,11 @@ class SearchSpace:
     keeps: Tuple[float, ...]
     layer_op: Dict[str, int]
 
+    @property
+    def op_steps(self) -> range:
+        """Every step at which the arena is counted: before the first op, each op, after."""
+        return range(-1, self.steps + 1)
+
 
 def _group_of_producer(groups) -> Dict[str, str]:
     return {scorer: group.name for group in groups if group.frozen is None
@@ -117,23 +122,22 @@ def _group_of_producer(groups) -> Dict[str, str]:
 
 
 def read_space(model: keras.Model, bits: Sequence[int] = (8,),
-               keeps: Sequence[float] = (1.0,), frozen: Sequence[str] = ()) -> SearchSpace:
+               keeps: Sequence[float] = (1.0,)) -> SearchSpace:
     """The search space of `model`.
 
     Args:
         model: a float Keras 3 Functional or Sequential model.
         bits: weight bit options for every weighted layer (8 first).
         keeps: channel keep ratios for every searchable channel group (1.0 first).
-        frozen: layer names whose channels stay whole.
     """
     graph = read_graph(model)
-    prunable = {s.layer.name for s in graph.steps
-                if type(s.layer).__name__ in PRODUCERS and s.layer.name not in frozen}
+    prunable = {s.layer.name for s in graph.steps if type(s.layer).__name__ in PRODUCERS}
     groups = channel_groups(graph, prunable)
     producer_group = _group_of_producer(groups)
     tensor_group: Dict[int, Optional[str]] = {key: None for key in graph.inputs}
     canonical: Dict[int, int] = {}
-    sizes: Dict[int, int] = {}
+    sizes = {key: int(np.prod(tuple(t.shape)[1:]))
+             for key, t in zip(graph.inputs, graph.input_tensors)}
     first: Dict[int, int] = {key: -1 for key in graph.inputs}
     producer: Dict[int, str] = {key: t.name for key, t in zip(graph.inputs, graph.input_tensors)}
     last: Dict[int, int] = {}
@@ -174,11 +178,9 @@ def read_space(model: keras.Model, bits: Sequence[int] = (8,),
         op += 1
     for key in graph.outputs:
         last[canonical.get(key, key)] = op
-    input_sizes = {key: int(np.prod(tuple(t.shape)[1:]))
-                   for key, t in zip(graph.inputs, graph.input_tensors)}
     activations = tuple(
-        Activation(producer[key], input_sizes.get(key, sizes.get(key, 0)), tensor_group.get(key),
-                   first[key], last.get(key, first[key]))
+        Activation(producer[key], sizes[key], tensor_group.get(key), first[key],
+                   last.get(key, first[key]))
         for key in first)
     return SearchSpace(tuple(layers), channels, activations, op, tuple(bits), tuple(keeps),
                        layer_op)
