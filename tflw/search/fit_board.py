@@ -116,13 +116,14 @@ class FitResult:
                  f"  low-bit layers: {low or 'none'}",
                  f"  channels kept:  {cut or 'all'}",
                  f"  exported to {self.export.out_dir}; search took {self.wall_seconds:.0f} s",
-                 "  trial            flash B    arena B   accuracy  fits"]
+                 "  trial            flash B    arena B   accuracy  fits  rate"]
         for trial in self.trials:
             t = trial.measured
             if t is None:
                 continue
             lines.append(f"  {trial.name:<14} {t.flash_bytes:>9,} {t.arena_bytes:>10,} "
-                         f"{t.accuracy:>9.2%}  {'yes' if trial.fits else 'no'}")
+                         f"{t.accuracy:>9.2%}  {'yes' if trial.fits else 'no ':<4}"
+                         f"{'' if t.learning_rate is None else f'{t.learning_rate:g}'}")
         return "\n".join(lines)
 
 
@@ -244,7 +245,7 @@ def _width_trial(make, widths, problem: Problem, budgets: dict, float_epochs: in
         begin = time.perf_counter()
         keras.utils.set_random_seed(job.seed)
         student = make(width)
-        student.compile(keras.optimizers.Adam(job.learning_rate),
+        student.compile(keras.optimizers.Adam(max(job.learning_rates)),
                         loss=keras.losses.deserialize(job.loss))
         student.fit(x, y, epochs=float_epochs, batch_size=job.batch_size, verbose=0)
         measured = run_candidate(replace(job, model=student, config=config, decode=False,
@@ -289,7 +290,7 @@ def fit_board(
     out_dir: Union[str, os.PathLike] = "tflw-fit",
     loss: Optional[Callable] = None,
     batch_size: int = 64,
-    learning_rate: float = 1e-2,
+    learning_rates: Sequence[float] = (2e-3, 1e-2),
     seed: int = 0,
     accuracy_samples: int = 2000,
     executor: Optional[Executor] = None,
@@ -319,9 +320,12 @@ def fit_board(
         out_dir: trials, `fit.json` (every trial; a rerun with the same model and settings
             resumes from it) and `pareto.png`.
         loss: the training loss (default: sparse categorical cross-entropy on logits).
-        batch_size, learning_rate: of the fine-tuning (Adam). The default is well above
-            the usual QAT rate because a network that just lost channels recovers in a few
-            epochs only at such a rate (low-bit layers train as well at it).
+        batch_size: of the fine-tuning (Adam).
+        learning_rates: the fine-tuning rates each candidate chooses from on the held-out
+            data (`train_candidate`: half an epoch more per extra rate). Both defaults are
+            well above the usual QAT rate: a network that just lost channels recovers in a
+            few epochs only at 1e-2, while low-bit layers of a residual network can
+            diverge there and want 2e-3.
         seed: seeds the fine-tuning (the search itself is deterministic).
         accuracy_samples: validation samples run in TFLite-Micro per trial.
         executor: where candidates train: None runs them here, one after the other; a
@@ -332,7 +336,7 @@ def fit_board(
             folders under `out_dir`, which must be a path they share.
         make: builds the model at a width multiplier, `make(1.0)` being `model`'s
             architecture: then the widest of `widths` whose int8 model is estimated to fit
-            is trained from scratch (`float_epochs` on `train_data`, at `learning_rate`),
+            is trained from scratch (`float_epochs` on `train_data`, at the largest rate),
             fine-tuned like the others, and competes with them (channels
             chosen per layer on a trained model, or fewer everywhere trained anew: which
             wins depends on the model and the training budget).
@@ -369,7 +373,7 @@ def fit_board(
     settings = {"board": board.key, "budgets": budgets, "decode": decode, "bits": space.bits,
                 "widths": None if make is None else list(widths), "float_epochs": float_epochs,
                 "keeps": space.keeps, "epochs": epochs, "seed": seed, "samples": len(x_train),
-                "learning_rate": learning_rate, "batch_size": batch_size}
+                "learning_rates": list(learning_rates), "batch_size": batch_size}
     key = _fingerprint(model, settings)
     saved = json.loads(results_path.read_text()) if results_path.is_file() else {}
     saved = saved if saved.get("key") == key else {}
@@ -394,7 +398,7 @@ def fit_board(
     if not trials:
         _say(progress, "exporting the unchanged model at int8 to calibrate the byte estimates")
         begin = time.perf_counter()
-        reference = train_candidate(model, full, x_train, y_train, None, loss, epochs=0)
+        reference, _ = train_candidate(model, full, x_train, y_train, None, loss, epochs=0)
         _, measured = measure_candidate(reference, out_dir / "int8", *val, decode=False)
         reference.save(out_dir / "int8" / "qat.keras")
         trials.append(Trial("int8", full, zero.estimate(full), measured, None,
@@ -421,7 +425,8 @@ def fit_board(
     fitting = [t for t in trials[1:] if t.fits]
     # What every candidate shares; workers in other processes load the float model from a file.
     job = CandidateJob(model, full, (x_train, y_train), logits, keras.losses.serialize(loss),
-                       epochs, batch_size, learning_rate, seed, str(out_dir), val, decode)
+                       epochs, batch_size, tuple(learning_rates), seed, str(out_dir), val,
+                       decode)
     if executor is not None:
         job = replace(job, model=str(out_dir / "float.keras"))
         model.save(job.model)

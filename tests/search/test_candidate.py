@@ -1,0 +1,44 @@
+import keras
+import pytest
+
+from tflw.data import load_mnist_subset
+from tflw.demo import build_demo_model
+from tflw.distillation.distiller import teacher_logits
+from tflw.search.candidate import top1, train_candidate
+from tflw.search.problem import unchanged
+from tflw.search.sensitivity import recalibrate_batch_norm
+from tflw.search.space import read_space
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+@pytest.fixture(scope="module")
+def task():
+    keras.utils.set_random_seed(0)
+    (x, y), (x_val, y_val) = load_mnist_subset()
+    model = build_demo_model(width=8)
+    model.compile(keras.optimizers.Adam(3e-3), LOSS)
+    model.fit(x[:3000], y[:3000], epochs=2, batch_size=64, verbose=0)
+    recalibrate_batch_norm(model, x[:512])  # two short epochs leave its moving statistics off
+    x, y = x[:1000], y[:1000]
+    return model, (x, y, teacher_logits(model, x)), (x_val[:300], y_val[:300])
+
+
+@pytest.mark.parametrize("rates", [(1e-3, 30.0), (30.0, 1e-3)])
+def test_the_rate_that_does_better_on_held_out_data_is_chosen_in_either_order(task, rates):
+    model, train, val = task
+    config = unchanged(read_space(model))
+    qat, rate = train_candidate(model, config, *train, LOSS, epochs=1, learning_rates=rates,
+                                validation=val)
+    assert rate == 1e-3
+    alone, _ = train_candidate(model, config, *train, LOSS, epochs=1, learning_rates=(30.0,))
+    chosen = top1(qat.predict(val[0], verbose=0), val[1])
+    diverged = top1(alone.predict(val[0], verbose=0), val[1])
+    assert chosen > diverged + 0.2
+
+
+def test_choosing_a_rate_without_validation_data_is_refused(task):
+    model, train, _ = task
+    with pytest.raises(ValueError, match="validation"):
+        train_candidate(model, unchanged(read_space(model)), *train, LOSS, epochs=1,
+                        learning_rates=(1e-3, 1e-2))
