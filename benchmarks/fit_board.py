@@ -11,7 +11,8 @@ the same distillation from the float model:
 - channels: one keep ratio for every channel group (1 to 1/8 in steps of 1/8);
 - width: one width multiplier (the model rebuilt narrower, trained from scratch for the
   float epochs on the fine-tuning data, then fine-tuned), for models given as builders;
-  fit_board gets the same builder and trains its width candidate the same way.
+  fit_board gets the same builder, `make(width, resolution)`, and trains its width and
+  resolution candidates the same way (the baseline stays at full resolution).
 
 Each baseline takes the largest setting whose estimated cost fits, and the next smaller
 one while its measured bytes do not. Accuracy is top-1 on the test set (ResNet-8: its
@@ -48,6 +49,7 @@ from tflw.export.lut import DECODE_CODE_BYTES  # noqa: E402
 from tflw.export.verify import verify  # noqa: E402
 from tflw.search.candidate import measure_candidate, top1, train_candidate  # noqa: E402
 from tflw.search.problem import Config, cost_model  # noqa: E402
+from tflw.search.resolution import resize_inputs, scaled_shape  # noqa: E402
 from tflw.search.space import read_space  # noqa: E402
 
 NAME = "fit_board"
@@ -60,7 +62,9 @@ WIDTHS = tuple(k / 8 for k in range(8, 0, -1))
 
 def mnist_task(args):
     (x, y), (x_test, y_test) = load_mnist(locate("mnist.npz"))
-    return dict(make=lambda w: build_demo_model(width=max(1, round(16 * w))), data=(x, y),
+    return dict(make=lambda w, r: build_demo_model(width=max(1, round(16 * w)),
+                                                   input_shape=scaled_shape((28, 28, 1), r)),
+                data=(x, y),
                 test=(x_test, y_test), float_epochs=3, fine_tune=10_000, batch=64, lr=3e-3,
                 test_samples=10_000, val_samples=2000)
 
@@ -71,7 +75,9 @@ def gesture_task(args):
     x_test, y_test = x_test[pick], y_test[pick]
     # 300 series: trained as benchmarks/zoo.py trains them, on 20 shifted copies of each;
     # the archive's 700 test series shuffled: the first 350 are the search's, the rest the test
-    return dict(make=lambda w: tflw.models.gesture_cnn(filters=max(1, round(32 * w)), dropout=0.3),
+    return dict(make=lambda w, r: tflw.models.gesture_cnn(steps=round(128 * r),
+                                                          filters=max(1, round(32 * w)),
+                                                          dropout=0.3),
                 data=(x, y), validation=(x_test[:350], y_test[:350]),
                 test=(x_test[350:], y_test[350:]), float_epochs=12, fine_tune=None, batch=64,
                 lr=2e-3, test_samples=350, val_samples=2000,
@@ -93,7 +99,7 @@ TASKS = {"demo": mnist_task, "gesture": gesture_task, "resnet8": resnet8_task}
 def train_float(task, width: float = 1.0, seed: int = 0):
     """The float model, trained on the training data less the search's held-out part."""
     keras.utils.set_random_seed(seed)
-    model = task["make"](width) if task.get("make") else task["model"]()
+    model = task["make"](width, 1.0) if task.get("make") else task["model"]()
     compiled(model, task["lr"])
     x, y = augmented(task, *held_out(task)[0], seed)
     start = time.perf_counter()
@@ -130,8 +136,11 @@ def augmented(task, x, y, seed: int) -> tuple:
     return copies, np.repeat(y, len(copies) // len(x))
 
 
-def test_accuracy(tflite_path, task) -> float:
+def test_accuracy(tflite_path, task, input_shape=None) -> float:
+    """Top-1 in TFLite-Micro on the test set, resized to `input_shape` where given."""
     x_test, y_test = (data[:task["test_samples"]] for data in task["test"])
+    if input_shape is not None:
+        x_test = resize_inputs(x_test, input_shape)
     return top1(verify(tflite_path, x_test).outputs[0], y_test)
 
 
@@ -153,7 +162,7 @@ def uniform(task, model, problem, family, budget, decode, train, val, args, work
     for setting, config in zip(settings, configs):
         student, estimate = model, None
         if config is None:  # a narrower model, estimated with the reference's overheads
-            narrow = cost_model(read_space(task["make"](setting)), calibrated_by=problem)
+            narrow = cost_model(read_space(task["make"](setting, 1.0)), calibrated_by=problem)
             config = Config({l.name: 8 for l in narrow.space.layers},
                             {g: 1.0 for g in narrow.space.groups})
             estimate = narrow.estimate(config)
@@ -164,7 +173,7 @@ def uniform(task, model, problem, family, budget, decode, train, val, args, work
             continue
         if family == "width":  # trained as fit_board trains its width candidates
             keras.utils.set_random_seed(seed)
-            student = compiled(task["make"](setting), max(LEARNING_RATES))
+            student = compiled(task["make"](setting, 1.0), max(LEARNING_RATES))
             student.fit(*train, epochs=task["float_epochs"], batch_size=task["batch"], verbose=0)
         qat, rate = train_candidate(student, config, *train, logits, loss, args.epochs,
                                     task["batch"], LEARNING_RATES, seed, val)
@@ -194,9 +203,10 @@ def run_row(task, name, model, reference, budget_name, budget, decode, seed, arg
         m = fit.trial.measured
         row["fit"] = {"flash_bytes": m.flash_bytes, "arena_bytes": m.arena_bytes,
                       "runtime": m.runtime, "config": fit.trial.config.to_dict(),
-                      "learning_rate": m.learning_rate,
+                      "learning_rate": m.learning_rate, "resolution": fit.trial.resolution,
                       "trials": len(fit.trials) - 1,
-                      "test_accuracy": test_accuracy(fit.export.tflite_path, task)}
+                      "test_accuracy": test_accuracy(fit.export.tflite_path, task,
+                                                     tuple(fit.model.input_shape[1:]))}
     except ModelTooLargeError as error:
         row["fit"] = {"nothing_fits": str(error)[:300]}
     row["fit_seconds"] = time.perf_counter() - start

@@ -14,16 +14,18 @@ from tflw.export import export, verify
 from tflw.quantization import quantize_model
 
 
-def build_demo_model(keras_module=keras, width: int = 16) -> keras.Model:
+def build_demo_model(keras_module=keras, width: int = 16,
+                     input_shape: tuple = (28, 28, 1)) -> keras.Model:
     """A 5-layer MCU-sized CNN for 28x28 digits, with every pattern QAT must handle.
 
     Args:
         keras_module: `keras` (Keras 3), or `tf_keras` to build the same network for
             tfmot, as the benchmarks do.
         width: channels of the first block (the last conv has twice as many).
+        input_shape: of the digits (smaller ones for a search over input resolution).
     """
     layers = keras_module.layers
-    inputs = keras_module.Input((28, 28, 1), name="image")
+    inputs = keras_module.Input(input_shape, name="image")
     x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(inputs)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)

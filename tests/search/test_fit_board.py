@@ -11,8 +11,9 @@ from tflw.demo import build_demo_model
 from tflw.errors import ModelTooLargeError
 
 SETTINGS = dict(board="nano33ble", epochs=1, candidates=1, seed=0)
-WIDTH = dict(make=lambda width: build_demo_model(width=max(1, round(8 * width))),
-             widths=(0.5, 0.25), float_epochs=1)
+WIDTH = dict(make=lambda width, resolution: build_demo_model(
+    width=max(1, round(8 * width)), input_shape=tflw.search.scaled_shape((28, 28, 1), resolution)),
+    widths=(0.5, 0.25), float_epochs=1)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,27 @@ def test_fit_json_records_every_trial_and_a_rerun_resumes_from_it(fitted, task):
     assert sorted(p.name for p in fit.out_dir.iterdir()) == trial_dirs  # nothing retrained
     assert again.trial.name == fit.trial.name
     assert again.trial.measured.accuracy == fit.trial.measured.accuracy
+
+
+def test_a_lower_resolution_is_tried_where_it_buys_width_and_is_measured_on_resized_inputs(
+        task, tmp_path):
+    model, train, val = task
+    reference = tflw.export(tflw.quantize_model(model, calibration_data=train[0][:256]),
+                            tmp_path / "int8")
+    budget = int(0.8 * reference.arena_bytes)  # width 0.5 at 28x28, or 1.0 at 21x21
+    fit = tflw.fit_board(model, train_data=train, validation_data=val, max_arena=budget,
+                         out_dir=tmp_path / "fit", **{**SETTINGS, "candidates": 0}, **WIDTH)
+    scaled = {t.name: t for t in fit.trials if t.name.startswith("width-")}
+    assert set(scaled) == {"width-0.5", "width-1-res-0.75"}
+    trial = scaled["width-1-res-0.75"]
+    assert trial.resolution == 0.75 and trial.measured.arena_bytes <= budget
+    tflite = fit.out_dir / trial.name / "model.tflite"
+    x_small = tflw.search.resize_inputs(val[0], (21, 21, 1))
+    outputs = tflw.verify(tflite, x_small).outputs[0]
+    assert trial.measured.accuracy == np.mean(outputs.argmax(-1) == val[1])
+    assert fit.trial.measured.arena_bytes <= budget
+    if fit.trial is trial:
+        assert fit.model.input_shape == (None, 21, 21, 1) and "resize" in fit.summary()
 
 
 def test_the_command_line_names_what_its_data_file_lacks(task, tmp_path, capsys):

@@ -48,6 +48,7 @@ from tflw.export.preflight import check_data, check_model
 from tflw.search.candidate import (CandidateJob, Measured, export_candidate,
                                    measure_candidate, run_candidate, train_candidate)
 from tflw.search.problem import Config, Problem, build_problem, cost_model, unchanged
+from tflw.search.resolution import resize_inputs, scaled_shape
 from tflw.search.sensitivity import measure_sensitivity
 from tflw.search.solver import Term
 from tflw.search.space import SearchSpace, read_space
@@ -68,17 +69,18 @@ class Trial:
     measured: Optional[Measured] = None
     fits: Optional[bool] = None
     seconds: float = 0.0
+    resolution: float = 1.0
 
     def to_dict(self) -> dict:
         return {"name": self.name, "config": self.config.to_dict(), "estimate": self.estimate,
                 "measured": None if self.measured is None else vars(self.measured),
-                "fits": self.fits, "seconds": self.seconds}
+                "fits": self.fits, "seconds": self.seconds, "resolution": self.resolution}
 
     @staticmethod
     def from_dict(data: dict) -> "Trial":
         measured = None if data["measured"] is None else Measured(**data["measured"])
         return Trial(data["name"], Config.from_dict(data["config"]), data["estimate"], measured,
-                     data["fits"], data["seconds"])
+                     data["fits"], data["seconds"], data.get("resolution", 1.0))
 
 
 @dataclass
@@ -115,6 +117,10 @@ class FitResult:
                  f"TFLite-Micro accuracy {m.accuracy:.2%}",
                  f"  low-bit layers: {low or 'none'}",
                  f"  channels kept:  {cut or 'all'}",
+                 *([] if self.trial.resolution == 1.0 else [
+                     f"  inputs:         {tuple(self.model.input_shape[1:])} (resolution "
+                     f"{self.trial.resolution:g}): resize them on the device as "
+                     "tflw.search.resize_inputs does"]),
                  f"  exported to {self.export.out_dir}; search took {self.wall_seconds:.0f} s",
                  "  trial            flash B    arena B   accuracy  fits  rate"]
         for trial in self.trials:
@@ -229,32 +235,68 @@ def _solve(problem: Problem, budgets: dict, scale: dict, tried: Sequence[Config]
     return min(found, key=lambda c: problem.estimate(c)["loss"], default=None)
 
 
-def _width_trial(make, widths, problem: Problem, budgets: dict, float_epochs: int,
-                 job: CandidateJob, progress: bool) -> Optional[Trial]:
-    """The widest `make(width)` estimated to fit at int8, trained from scratch for
-    `float_epochs`, then fine-tuned as `job` says; narrower ones while it misses."""
-    x, y = job.train
-    for width in sorted(widths, reverse=True):
-        narrow = cost_model(read_space(make(width)), calibrated_by=problem)
-        config = unchanged(narrow.space)
-        estimate = narrow.estimate(config)
-        if estimate["flash"] > budgets["flash"] or estimate["arena"] > budgets["arena"]:
-            continue
-        name = f"width-{width:g}"
-        _say(progress, f"{name}: training from scratch ({float_epochs} epochs), then fine-tuning")
-        begin = time.perf_counter()
-        keras.utils.set_random_seed(job.seed)
-        student = make(width)
-        student.compile(keras.optimizers.Adam(max(job.learning_rates)),
-                        loss=keras.losses.deserialize(job.loss))
-        student.fit(x, y, epochs=float_epochs, batch_size=job.batch_size, verbose=0)
-        measured = run_candidate(replace(job, model=student, config=config, decode=False,
-                                         out_dir=str(Path(job.out_dir) / name)))
-        _say(progress, f"{name}: flash {measured.flash_bytes:,} B, arena "
-                       f"{measured.arena_bytes:,} B, accuracy {measured.accuracy:.2%}")
-        if measured.fits(budgets):
-            return Trial(name, config, estimate, measured, True, time.perf_counter() - begin)
-    return None
+def _scalings(make, widths: Sequence[float], resolutions: Sequence[float], problem: Problem,
+              budgets: dict, input_shape: tuple) -> List[Tuple[float, float, list]]:
+    """(width, resolution, narrower widths to fall back on) for every resolution whose
+    widest model estimated to fit at int8 is wider than any at a higher resolution: a
+    lower resolution earns a trial only where it buys width (EfficientNet's compound
+    scaling, searched instead of set by its coefficients)."""
+    found: List[Tuple[float, float, list]] = []
+    for resolution in sorted(resolutions, reverse=True):
+        options = sorted(set(widths) | ({1.0} if resolution < 1.0 else set()), reverse=True)
+        for index, width in enumerate(options):
+            narrow = make(width, resolution)
+            expected = scaled_shape(input_shape, resolution)
+            if tuple(narrow.input_shape[1:]) != expected:
+                raise UnsupportedModelError(
+                    f"make({width:g}, {resolution:g}) takes inputs of shape "
+                    f"{tuple(narrow.input_shape[1:])}; at resolution {resolution:g} the "
+                    f"model's {input_shape} should become {expected} (every axis but the "
+                    "channels scaled, rounded)")
+            space = read_space(narrow)
+            estimate = cost_model(space, calibrated_by=problem).estimate(unchanged(space))
+            if estimate["flash"] <= budgets["flash"] and estimate["arena"] <= budgets["arena"]:
+                if all(width > w for w, _, _ in found):
+                    found.append((width, resolution, options[index + 1:]))
+                break
+    return found
+
+
+def _scaled_trials(make, widths: Sequence[float], resolutions: Sequence[float],
+                   problem: Problem, budgets: dict, float_epochs: int, job: CandidateJob,
+                   progress: bool) -> List[Trial]:
+    """For each (width, resolution) of `_scalings`: `make(width, resolution)` trained from
+    scratch for `float_epochs` on inputs resized to it, then fine-tuned as `job` says;
+    narrower ones while it misses in measured bytes. Returns the trials that fit."""
+    found = []
+    input_shape = tuple(job.validation[0].shape[1:])
+    for first, resolution, narrower in _scalings(make, widths, resolutions, problem, budgets,
+                                                 input_shape):
+        shape = scaled_shape(input_shape, resolution)
+        train = (resize_inputs(job.train[0], shape), job.train[1])
+        validation = (resize_inputs(job.validation[0], shape), job.validation[1])
+        for width in [first] + narrower:
+            name = f"width-{width:g}" + ("" if resolution == 1.0 else f"-res-{resolution:g}")
+            _say(progress, f"{name}: training from scratch ({float_epochs} epochs"
+                           f"{'' if resolution == 1.0 else f', inputs {shape}'}), then fine-tuning")
+            begin = time.perf_counter()
+            keras.utils.set_random_seed(job.seed)
+            student = make(width, resolution)
+            student.compile(keras.optimizers.Adam(max(job.learning_rates)),
+                            loss=keras.losses.deserialize(job.loss))
+            student.fit(*train, epochs=float_epochs, batch_size=job.batch_size, verbose=0)
+            space = read_space(student)
+            measured = run_candidate(replace(
+                job, model=student, config=unchanged(space), decode=False, train=train,
+                validation=validation, out_dir=str(Path(job.out_dir) / name)))
+            _say(progress, f"{name}: flash {measured.flash_bytes:,} B, arena "
+                           f"{measured.arena_bytes:,} B, accuracy {measured.accuracy:.2%}")
+            if measured.fits(budgets):
+                estimate = cost_model(space, calibrated_by=problem).estimate(unchanged(space))
+                found.append(Trial(name, unchanged(space), estimate, measured, True,
+                                   time.perf_counter() - begin, resolution))
+                break
+    return found
 
 
 def _fingerprint(model: keras.Model, settings: dict) -> str:
@@ -295,8 +337,9 @@ def fit_board(
     accuracy_samples: int = 2000,
     executor: Optional[Executor] = None,
     parallel: int = 2,
-    make: Optional[Callable[[float], keras.Model]] = None,
+    make: Optional[Callable[[float, float], keras.Model]] = None,
     widths: Sequence[float] = (0.75, 0.5, 0.375, 0.25),
+    resolutions: Sequence[float] = (1.0, 0.75, 0.5),
     float_epochs: int = 3,
     progress: bool = False,
 ) -> FitResult:
@@ -334,12 +377,17 @@ def fit_board(
             this machine, or `tflw.search.RayExecutor()` on a Ray cluster (more machines).
             Workers read the float model from `out_dir/float.keras` and write their trial
             folders under `out_dir`, which must be a path they share.
-        make: builds the model at a width multiplier, `make(1.0)` being `model`'s
-            architecture: then the widest of `widths` whose int8 model is estimated to fit
-            is trained from scratch (`float_epochs` on `train_data`, at the largest rate),
-            fine-tuned like the others, and competes with them (channels
-            chosen per layer on a trained model, or fewer everywhere trained anew: which
-            wins depends on the model and the training budget).
+        make: builds the model at a width multiplier and an input resolution,
+            `make(1.0, 1.0)` being `model`'s architecture and `make(w, r)` taking inputs
+            with every axis but the channels scaled by r (`scaled_shape`). Then, for each
+            of `resolutions`, the widest of `widths` whose int8 model is estimated to fit
+            is trained from scratch (`float_epochs` on `train_data` resized to it, at the
+            largest rate), fine-tuned like the others, and competes with them; a lower
+            resolution is tried only where it allows a wider model than a higher one
+            (arena budgets: flash hardly depends on resolution). Channels chosen per layer
+            on a trained model, or fewer everywhere trained anew: which wins depends on
+            the model and the training budget. A model at a lower resolution needs its
+            inputs resized on the device as `tflw.search.resize_inputs` does.
         progress: report each step on stderr.
 
     Returns:
@@ -372,6 +420,7 @@ def fit_board(
     results_path = out_dir / "fit.json"
     settings = {"board": board.key, "budgets": budgets, "decode": decode, "bits": space.bits,
                 "widths": None if make is None else list(widths), "float_epochs": float_epochs,
+                "resolutions": None if make is None else list(resolutions),
                 "keeps": space.keeps, "epochs": epochs, "seed": seed, "samples": len(x_train),
                 "learning_rates": list(learning_rates), "batch_size": batch_size}
     key = _fingerprint(model, settings)
@@ -476,11 +525,11 @@ def fit_board(
                                           * budgets[resource] / used * RETRY_MARGIN)
         record()
     if make is not None and not any(t.name.startswith("width-") for t in trials):
-        trial = _width_trial(make, widths, problem, budgets, float_epochs, job, progress)
-        if trial is not None:
-            trials.append(trial)
-            fitting.append(trial)
-            record()
+        scaled = _scaled_trials(make, widths, resolutions if x_val.ndim > 2 else (1.0,),
+                                problem, budgets, float_epochs, job, progress)
+        trials.extend(scaled)
+        fitting.extend(scaled)
+        record()
     if trials[0].fits:  # the unchanged model, calibrated but not fine-tuned, competes too
         fitting.append(trials[0])
     if not fitting:
@@ -490,7 +539,8 @@ def fit_board(
     qat = keras.saving.load_model(out_dir / best.name / "qat.keras")
     # Exported again here, in this process: the trial may come from a worker or an earlier
     # run (its accuracy is already measured). Exporting empties the folder: save again.
-    export_result = export_candidate(qat, out_dir / best.name, val[0], decode)
+    x_best = resize_inputs(val[0], tuple(qat.input_shape[1:]))
+    export_result = export_candidate(qat, out_dir / best.name, x_best, decode)
     qat.save(out_dir / best.name / "qat.keras")
     pareto_path = out_dir / "pareto.png"
     runs = [{"run": t.name, "accuracy": t.measured.accuracy, "flash_bytes": t.measured.flash_bytes,
