@@ -316,6 +316,122 @@ def _labels(data, argument: str, model) -> Tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+class _Search:
+    """The trials and sensitivities of one search, written to `out_dir/fit.json` after
+    every step; a search with the same model and settings resumes from it."""
+
+    def __init__(self, out_dir: Path, key: str, model_name: str, settings: dict,
+                 saved: dict):
+        self.out_dir, self.key, self.model_name, self.settings = out_dir, key, model_name, settings
+        self.sensitivity: Optional[dict] = saved.get("sensitivity")
+        self.trials = [Trial.from_dict(t) for t in saved.get("trials", [])]
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def resume(out_dir: Path, model: keras.Model, settings: dict) -> "_Search":
+        key = _fingerprint(model, settings)
+        path = out_dir / "fit.json"
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        return _Search(out_dir, key, model.name, settings, saved if saved.get("key") == key else {})
+
+    @property
+    def path(self) -> Path:
+        return self.out_dir / "fit.json"
+
+    def add(self, trial: Trial) -> None:
+        self.trials.append(trial)
+        self.record()
+
+    def record(self) -> None:
+        results = {"key": self.key, "model": self.model_name, "settings": self.settings,
+                   "sensitivity": self.sensitivity,
+                   "trials": [t.to_dict() for t in self.trials]}
+        staged = self.path.with_suffix(".json.tmp")
+        staged.write_text(json.dumps(results, indent=2) + "\n")
+        os.replace(staged, self.path)  # a killed search leaves the last complete file
+
+
+def _reference_trial(model: keras.Model, zero: Problem, train: tuple, val: tuple,
+                     out_dir: Path, loss: Callable) -> Trial:
+    """The unchanged model at int8, exported and measured: what calibrates the estimates."""
+    begin = time.perf_counter()
+    full = unchanged(zero.space)
+    reference, _ = train_candidate(model, full, *train, None, loss, epochs=0)
+    _, measured = measure_candidate(reference, out_dir / "int8", *val, decode=False)
+    reference.save(out_dir / "int8" / "qat.keras")
+    return Trial("int8", full, zero.estimate(full), measured, None, time.perf_counter() - begin)
+
+
+def _run_candidates(search: _Search, problem: Problem, budgets: dict, job: CandidateJob,
+                    candidates: int, executor: Optional[Executor], parallel: int,
+                    progress: bool) -> None:
+    """Fine-tune and measure the uniform seeds, then the solver's configurations until
+    `candidates` of them fit; a measured miss tightens the budget the solver sees."""
+    scale = {"flash": 1.0, "arena": 1.0}
+    # A scaled candidate's configuration names the layers of another model: not excluded here.
+    tried = [t.config for t in search.trials[1:] if not t.name.startswith("width-")]
+    seeds = [(name, config) for name, config in _uniform_seeds(problem, budgets, job.decode)
+             if config not in tried]
+    for _ in range(candidates + len(seeds) + 4):
+        solved = sum(t.fits and t.name.startswith("trial-") for t in search.trials)
+        if not seeds and solved >= candidates:
+            break
+        jobs = []
+        for _ in range(parallel if executor is not None else 1):
+            if seeds:
+                name, config = seeds.pop(0)
+            else:
+                config = _solve(problem, budgets, scale, tried, job.decode)
+                if config is None:
+                    break
+                name = f"trial-{len(search.trials) + len(jobs)}"
+            tried.append(config)
+            jobs.append((name, config, replace(job, config=config,
+                                               out_dir=str(search.out_dir / name))))
+        if not jobs:
+            break
+        solved_at = dict(scale)
+        _say(progress, f"fine-tuning {', '.join(name for name, _, _ in jobs)} ({job.epochs} "
+                       f"epochs{'' if executor is None else ', in parallel'})")
+        begin = time.perf_counter()
+        if executor is None:
+            results = [run_candidate(job) for _, _, job in jobs]
+        else:
+            results = [future.result() for future in
+                       [executor.submit(run_candidate, job) for _, _, job in jobs]]
+        seconds = (time.perf_counter() - begin) / len(jobs)
+        for (name, config, _), measured in zip(jobs, results):
+            fits = measured.fits(budgets)
+            search.trials.append(Trial(name, config, _shipped_estimate(problem, config),
+                                       measured, fits, seconds))
+            _say(progress, f"{name}: flash {measured.flash_bytes:,} B, arena "
+                           f"{measured.arena_bytes:,} B, accuracy {measured.accuracy:.2%}"
+                           f"{'' if fits else ' - over budget, tightening the estimate'}")
+            for resource, used in (("flash", measured.flash_bytes),
+                                   ("arena", measured.arena_bytes)):
+                if used > budgets[resource]:
+                    scale[resource] = min(scale[resource], solved_at[resource]
+                                          * budgets[resource] / used * RETRY_MARGIN)
+        search.record()
+
+
+def _chosen(search: _Search, best: Trial, x_val: np.ndarray, decode: bool, budgets: dict,
+            seconds: float) -> FitResult:
+    """`best` exported again here, in this process (it may come from a worker or an earlier
+    run; its accuracy is already measured), and the Pareto plot of every trial."""
+    folder = search.out_dir / best.name
+    qat = keras.saving.load_model(folder / "qat.keras")
+    x_best = resize_inputs(x_val, tuple(qat.input_shape[1:]))
+    export_result = export_candidate(qat, folder, x_best, decode)
+    qat.save(folder / "qat.keras")  # exporting empties the folder
+    pareto_path = search.out_dir / "pareto.png"
+    runs = [{"run": t.name, "accuracy": t.measured.accuracy, "flash_bytes": t.measured.flash_bytes,
+             "arena_bytes": t.measured.arena_bytes} for t in search.trials if t.measured]
+    plot_pareto(runs, pareto_path, costs=("flash_bytes", "arena_bytes"))
+    return FitResult(qat, export_result, best, search.trials, budgets, search.out_dir, seconds,
+                     search.path, pareto_path)
+
+
 def fit_board(
     model,
     board: Union[str, boards.Board],
@@ -416,135 +532,48 @@ def fit_board(
     budgets = _budgets(board, max_flash, max_arena, max_macs)
     loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     space = read_space(model, bits=tuple(bits) if decode else (8,), keeps=tuple(keeps))
-    out_dir = Path(out_dir)
-    results_path = out_dir / "fit.json"
     settings = {"board": board.key, "budgets": budgets, "decode": decode, "bits": space.bits,
                 "widths": None if make is None else list(widths), "float_epochs": float_epochs,
                 "resolutions": None if make is None else list(resolutions),
                 "keeps": space.keeps, "epochs": epochs, "seed": seed, "samples": len(x_train),
                 "learning_rates": list(learning_rates), "batch_size": batch_size}
-    key = _fingerprint(model, settings)
-    saved = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    saved = saved if saved.get("key") == key else {}
-
     zero = cost_model(space)
     if zero.estimate(_smallest(space))["flash"] > budgets["flash"]:
         raise _nothing_fits(zero, budgets, calibrated=False)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trials = [Trial.from_dict(t) for t in saved.get("trials", [])]
-
-    def record() -> None:
-        results = {"key": key, "model": model.name, "settings": settings,
-                   "sensitivity": saved.get("sensitivity"),
-                   "trials": [t.to_dict() for t in trials]}
-        staged = results_path.with_suffix(".json.tmp")
-        staged.write_text(json.dumps(results, indent=2) + "\n")
-        os.replace(staged, results_path)  # a killed search leaves the last complete file
-
-    full = unchanged(space)
+    search = _Search.resume(Path(out_dir), model, settings)
     val = (x_val[:accuracy_samples], y_val[:accuracy_samples])
-    if not trials:
+    if not search.trials:
         _say(progress, "exporting the unchanged model at int8 to calibrate the byte estimates")
-        begin = time.perf_counter()
-        reference, _ = train_candidate(model, full, x_train, y_train, None, loss, epochs=0)
-        _, measured = measure_candidate(reference, out_dir / "int8", *val, decode=False)
-        reference.save(out_dir / "int8" / "qat.keras")
-        trials.append(Trial("int8", full, zero.estimate(full), measured, None,
-                            time.perf_counter() - begin))
-        record()
-    reference = trials[0].measured
-    trials[0].fits = reference.fits(budgets)
-
-    if saved.get("sensitivity") is None:
+        search.add(_reference_trial(model, zero, (x_train, y_train), val, search.out_dir, loss))
+    search.trials[0].fits = search.trials[0].measured.fits(budgets)
+    if search.sensitivity is None:
         _say(progress, f"measuring {len(space.layers)} layers' and {len(space.groups)} channel "
                        "groups' sensitivity on held-out data")
         bits_loss, keep_loss = measure_sensitivity(
             model, space, x_val[:SENSITIVITY_SAMPLES], y_val[:SENSITIVITY_SAMPLES], loss,
             x_train[:RECALIBRATION_SAMPLES], progress=progress)
-        saved["sensitivity"] = {"bits": bits_loss, "keep": keep_loss}
-        record()
-    problem = build_problem(space, saved["sensitivity"]["bits"], saved["sensitivity"]["keep"])
+        search.sensitivity = {"bits": bits_loss, "keep": keep_loss}
+        search.record()
+    problem = build_problem(space, search.sensitivity["bits"], search.sensitivity["keep"])
+    reference = search.trials[0].measured
     problem.calibrate(reference.flash_bytes, reference.arena_bytes)
 
-    logits = teacher_logits(model, x_train)
-    scale = {"flash": 1.0, "arena": 1.0}
-    # A width candidate's configuration names the layers of another model: not excluded here.
-    tried = [t.config for t in trials[1:] if not t.name.startswith("width-")]
-    fitting = [t for t in trials[1:] if t.fits]
     # What every candidate shares; workers in other processes load the float model from a file.
-    job = CandidateJob(model, full, (x_train, y_train), logits, keras.losses.serialize(loss),
-                       epochs, batch_size, tuple(learning_rates), seed, str(out_dir), val,
-                       decode)
+    job = CandidateJob(model, unchanged(space), (x_train, y_train), teacher_logits(model, x_train),
+                       keras.losses.serialize(loss), epochs, batch_size, tuple(learning_rates),
+                       seed, str(search.out_dir), val, decode)
     if executor is not None:
-        job = replace(job, model=str(out_dir / "float.keras"))
+        job = replace(job, model=str(search.out_dir / "float.keras"))
         model.save(job.model)
-    seeds = [(name, config) for name, config in _uniform_seeds(problem, budgets, decode)
-             if config not in tried]
-    for _ in range(candidates + len(seeds) + 4):
-        if not seeds and sum(t.name.startswith("trial-") for t in fitting) >= candidates:
-            break
-        jobs = []
-        for _ in range(parallel if executor is not None else 1):
-            if seeds:
-                name, config = seeds.pop(0)
-            else:
-                config = _solve(problem, budgets, scale, tried, decode)
-                if config is None:
-                    break
-                name = f"trial-{len(trials) + len(jobs)}"
-            tried.append(config)
-            jobs.append((name, config, replace(job, config=config, out_dir=str(out_dir / name))))
-        if not jobs:
-            break
-        solved_at = dict(scale)
-        _say(progress, f"fine-tuning {', '.join(name for name, _, _ in jobs)} ({epochs} epochs"
-                       f"{'' if executor is None else ', in parallel'})")
-        begin = time.perf_counter()
-        if executor is None:
-            results = [run_candidate(job) for _, _, job in jobs]
-        else:
-            results = [future.result() for future in
-                       [executor.submit(run_candidate, job) for _, _, job in jobs]]
-        seconds = (time.perf_counter() - begin) / len(jobs)
-        for (name, config, _), measured in zip(jobs, results):
-            fits = measured.fits(budgets)
-            trial = Trial(name, config, _shipped_estimate(problem, config), measured, fits,
-                          seconds)
-            trials.append(trial)
-            _say(progress, f"{name}: flash {measured.flash_bytes:,} B, arena "
-                           f"{measured.arena_bytes:,} B, accuracy {measured.accuracy:.2%}"
-                           f"{'' if fits else ' - over budget, tightening the estimate'}")
-            if fits:
-                fitting.append(trial)
-                continue
-            for resource, used in (("flash", measured.flash_bytes),
-                                   ("arena", measured.arena_bytes)):
-                if used > budgets[resource]:
-                    scale[resource] = min(scale[resource], solved_at[resource]
-                                          * budgets[resource] / used * RETRY_MARGIN)
-        record()
-    if make is not None and not any(t.name.startswith("width-") for t in trials):
-        scaled = _scaled_trials(make, widths, resolutions if x_val.ndim > 2 else (1.0,),
-                                problem, budgets, float_epochs, job, progress)
-        trials.extend(scaled)
-        fitting.extend(scaled)
-        record()
-    if trials[0].fits:  # the unchanged model, calibrated but not fine-tuned, competes too
-        fitting.append(trials[0])
+    _run_candidates(search, problem, budgets, job, candidates, executor, parallel, progress)
+    if make is not None and not any(t.name.startswith("width-") for t in search.trials):
+        for trial in _scaled_trials(make, widths, resolutions if x_val.ndim > 2 else (1.0,),
+                                    problem, budgets, float_epochs, job, progress):
+            search.add(trial)
+    # The unchanged model, calibrated but not fine-tuned, competes too.
+    fitting = [t for t in search.trials if t.fits]
     if not fitting:
         raise _nothing_fits(problem, budgets, calibrated=True)
-
     best = max(fitting, key=lambda t: t.measured.accuracy)
-    qat = keras.saving.load_model(out_dir / best.name / "qat.keras")
-    # Exported again here, in this process: the trial may come from a worker or an earlier
-    # run (its accuracy is already measured). Exporting empties the folder: save again.
-    x_best = resize_inputs(val[0], tuple(qat.input_shape[1:]))
-    export_result = export_candidate(qat, out_dir / best.name, x_best, decode)
-    qat.save(out_dir / best.name / "qat.keras")
-    pareto_path = out_dir / "pareto.png"
-    runs = [{"run": t.name, "accuracy": t.measured.accuracy, "flash_bytes": t.measured.flash_bytes,
-             "arena_bytes": t.measured.arena_bytes} for t in trials if t.measured]
-    plot_pareto(runs, pareto_path, costs=("flash_bytes", "arena_bytes"))
-    return FitResult(qat, export_result, best, trials, budgets, out_dir,
-                     time.perf_counter() - started, results_path, pareto_path)
+    return _chosen(search, best, val[0], decode, budgets, time.perf_counter() - started)
