@@ -30,7 +30,7 @@ def _export(args) -> None:
     result = export(
         args.model, args.out, representative_data=_load_array(args.data),
         name=args.name, overwrite=args.force, board=args.board, progress=True,
-        compress=args.compress,
+        compress=args.compress, dense=args.dense,
     )
     print(f"wrote {result.out_dir}/: {result.flatbuffer_bytes:,} B flatbuffer, "
           f"arena {result.arena_bytes:,} B measured (kTensorArenaSize {result.arena_size:,})")
@@ -161,6 +161,9 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--compress", choices=("auto", "always", "never"), default="auto",
                         help="write model_compressed.tflite (LUT-compressed low-bit weights): "
                         "auto = only where it saves more flash than DECODE's code adds")
+    export.add_argument("--dense", choices=("auto", "per-tensor", "per-channel"), default="auto",
+                        help="a float model's Dense weights: one scale per layer or per output "
+                        "channel; auto = per-channel only where it cuts the error by 10%%")
     export.set_defaults(run=_export)
 
     check = commands.add_parser("verify", help="run a .tflite in TFLite-Micro on inputs")

@@ -33,7 +33,8 @@ from tflw.quantization.concatenate import share_concat_ranges
 REPRESENTATIVE_SAMPLES = 300
 
 
-def _sublayers(model) -> list:
+def sublayers(model) -> list:
+    """Every layer inside `model` (Keras 3 or tf_keras), nested ones too."""
     if is_tf_keras_model(model):
         return list(model.submodules)
     return list(model._flatten_layers(include_self=False, recursive=True))
@@ -41,7 +42,7 @@ def _sublayers(model) -> list:
 
 def is_quantization_aware(model) -> bool:
     """True when the model carries fake-quant layers from tflw or tfmot."""
-    for layer in _sublayers(model):
+    for layer in sublayers(model):
         module = type(layer).__module__
         if hasattr(layer, "range_min") or "tensorflow_model_optimization" in module:
             return True
@@ -50,7 +51,7 @@ def is_quantization_aware(model) -> bool:
 
 def activation_bits(model) -> int:
     """16 for a tflw model quantized with `activation_bits=16` (TFLite's 16x8), else 8."""
-    widths = {getattr(layer, "bits", 8) for layer in _sublayers(model) if hasattr(layer, "range_min")}
+    widths = {getattr(layer, "bits", 8) for layer in sublayers(model) if hasattr(layer, "range_min")}
     if len(widths) > 1:
         raise ConversionError(
             f"model '{model.name}' mixes int8 and int16 activation quantizers; TFLite "
@@ -61,7 +62,7 @@ def activation_bits(model) -> int:
 
 def check_calibrated(model) -> None:
     """Every tflw activation range must be non-empty, else the converter gets scale 0."""
-    for layer in _sublayers(model):
+    for layer in sublayers(model):
         if hasattr(layer, "range_min") and hasattr(layer, "range_max"):
             low, high = float(layer.range_min.numpy()), float(layer.range_max.numpy())
             if not np.isfinite([low, high]).all() or high <= low:
@@ -95,8 +96,13 @@ def _first_error_lines(message: str) -> str:
     return "\n".join(short) if short else message.strip().splitlines()[-1]
 
 
-def to_tflite(model, representative_data: Optional[np.ndarray] = None) -> bytes:
+def to_tflite(model, representative_data: Optional[np.ndarray] = None,
+              dense_per_channel: bool = True) -> bytes:
     """Convert `model` to a fully-integer flatbuffer.
+
+    `dense_per_channel`: a float model's fully-connected weights get one scale per output
+    channel (the converter's default since TensorFlow 2.15), or one per layer
+    (`tflw.export.dense_granularity` chooses by measurement). QAT models carry their own.
 
     Raises:
         MissingRepresentativeDataError: a float model without `representative_data`.
@@ -130,6 +136,8 @@ def to_tflite(model, representative_data: Optional[np.ndarray] = None) -> bytes:
         samples = samples[:REPRESENTATIVE_SAMPLES]
         converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = (
+            not dense_per_channel)
     try:
         with warnings.catch_warnings():
             # QAT input ranges come from the fake-quant ops, not from "input statistics".

@@ -26,6 +26,7 @@ from tflw.errors import (ArduinoLibraryWarning, ConversionError, ModelFileError,
 from tflw.export.c_array import COMPRESSED_ARRAY_NAME, c_array_files
 from tflw.export.c_names import c_identifier
 from tflw.export.convert import is_quantization_aware, to_tflite
+from tflw.export.dense_granularity import CHOICES as DENSE_CHOICES, convert_float_model, has_dense
 from tflw.model_kind import is_tf_keras_model
 from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size, library_notes
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
@@ -229,6 +230,7 @@ def export(
     progress: bool = False,
     strip_names: bool = True,
     compress: str = "auto",
+    dense: str = "auto",
 ) -> ExportResult:
     """Convert, verify in TFLite-Micro, and write the firmware for `model`.
 
@@ -259,6 +261,12 @@ def export(
             adds (`DECODE_CODE_BYTES`, measured on a Cortex-M4); "always" writes it
             whenever weights compress, "never" skips it. The report's "lut" entry says
             what it saves either way.
+        dense: a float model's fully-connected weights, "per-tensor" (one scale per
+            layer) or "per-channel" (the converter's default: flash and arena per output
+            channel), or "auto": both converted and run, per-channel kept only where it
+            cuts the output error against the float model by 10 %
+            (`tflw.export.dense_granularity`); the report's "dense" entry says which and
+            why. QAT models carry their own (tflw's Dense layers are per-tensor).
 
     Returns:
         An `ExportResult`.
@@ -273,6 +281,8 @@ def export(
     """
     if compress not in COMPRESS_CHOICES:
         raise ValueError(f"compress={compress!r}: choose one of {', '.join(COMPRESS_CHOICES)}.")
+    if dense not in DENSE_CHOICES:
+        raise ValueError(f"dense={dense!r}: choose one of {', '.join(DENSE_CHOICES)}.")
     model = load_model(model)
     board = None if board is None else boards.get(board)
     if sample_inputs is not None:
@@ -284,10 +294,19 @@ def export(
     try:
         _say(progress, f"converting '{model.name}' to a fully-integer flatbuffer "
                        f"({_quantization_kind(model)})")
-        named = to_tflite(model, representative_data)
+        ship = without_names if strip_names else (lambda model_bytes: model_bytes)
+        if is_quantization_aware(model) or representative_data is None:
+            named, dense_report = to_tflite(model, representative_data), None
+            if has_dense(model):  # tflw's QuantDense and tfmot's default scheme
+                dense_report = {"chosen": "per-tensor",
+                                "chosen_by": "the quantization-aware model's Dense layers"}
+        else:
+            choice_inputs = np.asarray(sample_inputs if sample_inputs is not None
+                                       else representative_data, np.float32)[:VERIFY_SAMPLES]
+            named, dense_report = convert_float_model(model, representative_data,
+                                                      choice_inputs, dense, ship)
         info = read_flatbuffer(named)  # ops and their layers, by tensor name
         check_flatbuffer(info)  # here, while its errors can name the tensors
-        ship = without_names if strip_names else (lambda model_bytes: model_bytes)
         model_bytes = ship(named)
         inputs, compared = _sample_inputs(info, sample_inputs, representative_data)
         _say(progress, f"running {len(inputs)} sample(s) in TFLite-Micro and measuring the arena")
@@ -320,6 +339,7 @@ def export(
         report = _report(sketch_name, model, info, model_bytes, verification, compared)
         report["board"] = None if board is None else _board_report(board, info, verification)
         report["lut"] = lut
+        report["dense"] = dense_report
         files = {"model.tflite": model_bytes, **arrays, **compressed_arrays,
                  f"arduino/{sketch_name}/{sketch_name}.ino": sketch,
                  "report.json": json.dumps(report, indent=2) + "\n"}
