@@ -15,6 +15,7 @@ w2a2 = tflw.quantize_model(model, weight_bits=2, method="apot", activation_bits=
 qat.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 qat.fit(x_train, y_train, epochs=1)
 result = tflw.export(qat, "build/mnist", sample_inputs=x_test[:200])
+ptq = tflw.ptq(model, x_train[:1024])                 # no training: MSE ranges, bias correction
 print(result.flatbuffer_bytes, result.arena_size, result.verification.max_lsb_difference)
 check = tflw.verify(result.tflite_path, x_test, reference=qat)
 
@@ -41,6 +42,7 @@ from tflw import boards, errors, firmware, models  # noqa: E402
 from tflw.analysis import Analysis, analyze  # noqa: E402
 from tflw.distillation import Distiller  # noqa: E402
 from tflw.export import ExportResult, VerifyResult, export, read_flatbuffer, verify  # noqa: E402
+from tflw.ptq import ptq  # noqa: E402
 from tflw.pruning import (  # noqa: E402
     ConstantSparsity,
     CubicSparsity,
@@ -72,6 +74,7 @@ __all__ = [
     "fit_board",
     "models",
     "prune_model",
+    "ptq",
     "quantize_model",
     "read_flatbuffer",
     "strip_pruning",

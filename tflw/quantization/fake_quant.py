@@ -7,7 +7,9 @@ y16 = tflw.quantization.FakeQuant(bits=16)(x)            # TFLite's 16x8: symmet
 ```
 """
 
-from typing import Optional, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator, Optional, Sequence
 
 import keras
 from keras import ops
@@ -22,6 +24,19 @@ ACTIVATION_BITS = (8, 16)
 # the device would divide by it. Any width holds its zeros exactly; this one keeps the
 # next layer's int32 bias, bias / (s_in * s_w), far from overflowing.
 MIN_RANGE = 1e-3
+_RECORDER: ContextVar = ContextVar("tflw_fake_quant_recorder", default=None)
+
+
+@contextmanager
+def recording_inputs(record: Callable[["FakeQuant", object], None]) -> Iterator[None]:
+    """Within it, every learned-range FakeQuant hands its input to `record(quantizer,
+    tensor)` and passes it on unquantized (eager calls): the float activations a
+    post-training range estimate needs (`tflw.ptq.ranges`)."""
+    token = _RECORDER.set(record)
+    try:
+        yield
+    finally:
+        _RECORDER.reset(token)
 
 
 @keras.saving.register_keras_serializable(package="tflw")
@@ -75,6 +90,10 @@ class FakeQuant(keras.layers.Layer):
         )
 
     def call(self, inputs, training=False):
+        record = _RECORDER.get()
+        if record is not None and self.fixed_range is None:
+            record(self, inputs)
+            return inputs
         if training and self.follows_consumer:
             return inputs
         if training and self.fixed_range is None:

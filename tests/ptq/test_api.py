@@ -1,0 +1,50 @@
+import keras
+import pytest
+
+import tflw
+from tflw.data import load_mnist_subset
+from tflw.demo import build_demo_model
+from tflw.export.dense_granularity import output_error
+from tflw.search.sensitivity import recalibrate_batch_norm
+
+
+@pytest.fixture(scope="module")
+def task():
+    keras.utils.set_random_seed(0)
+    (x, y), (x_test, _) = load_mnist_subset()
+    model = build_demo_model(width=8)
+    model.compile(keras.optimizers.Adam(3e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:3000], y[:3000], epochs=2, batch_size=64, verbose=0)
+    recalibrate_batch_norm(model, x[:512])
+    return model, x[:1024], x_test[:200]
+
+
+def test_int8_ptq_is_bit_exact_in_tflite_micro_and_no_worse_than_the_converter(task, tmp_path):
+    model, calibration, x_test = task
+    reference = model.predict(x_test, verbose=0)
+    converter = tflw.export(model, tmp_path / "converter", representative_data=calibration[:300],
+                            sample_inputs=x_test)
+    quantized = tflw.ptq(model, calibration)
+    result = tflw.export(quantized, tmp_path / "ptq", sample_inputs=x_test)
+    assert result.verification.max_lsb_difference <= 1.001
+    ptq_error = output_error(tflw.verify(result.tflite_path, x_test).outputs[0], reference)
+    converter_error = output_error(tflw.verify(converter.tflite_path, x_test).outputs[0], reference)
+    assert ptq_error <= converter_error
+    assert result.arena_bytes <= converter.arena_bytes
+    # Same tensors and weights; the QAT conversion path leaves two empty buffers (48 B here).
+    assert result.flatbuffer_bytes <= converter.flatbuffer_bytes + 64
+
+
+def test_4_bit_ptq_exports_lut_compressed_and_bit_exact(task, tmp_path):
+    model, calibration, x_test = task
+    quantized = tflw.ptq(model, calibration, weight_bits=4)
+    result = tflw.export(quantized, tmp_path / "w4", sample_inputs=x_test, compress="always")
+    assert result.verification.max_lsb_difference <= 1.001
+    assert result.compressed_path is not None and result.report["lut"]["written"]
+
+
+def test_an_unknown_range_method_is_refused_before_any_work(task):
+    model, calibration, _ = task
+    with pytest.raises(ValueError, match="minmax, percentile, mse"):
+        tflw.ptq(model, calibration, ranges="entropy")

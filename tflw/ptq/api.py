@@ -1,0 +1,66 @@
+"""`ptq`: a float model quantized without training, on unlabeled calibration data."""
+
+import warnings
+from typing import Optional
+
+import keras
+import numpy as np
+
+from tflw.errors import UnsupportedModelError
+from tflw.export.preflight import check_data
+from tflw.model_kind import is_tf_keras_model
+from tflw.ptq.bias_correction import correct_biases
+from tflw.ptq.ranges import RANGE_METHODS, record_activations, set_range
+from tflw.quantization.api import quantize_model
+from tflw.quantization.concatenate import share_concat_ranges
+
+CALIBRATION_SAMPLES = 1024
+
+
+def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
+        ranges: str = "mse", bias_correction: bool = True,
+        layer_bits: Optional[dict] = None) -> keras.Model:
+    """Quantize a trained float model without training it: per-channel weights, an
+    activation range per tensor from `calibration_data` (no labels), and bias correction.
+
+    The result is a tflw quantization-aware model: `tflw.export` converts it as it
+    converts a QAT model (bit-exact with TFLite-Micro), and it can still be fine-tuned.
+
+    Args:
+        model: a trained float Keras 3 model.
+        calibration_data: typical inputs (a few hundred to 1,024; labels never needed).
+        weight_bits: 8, or 2 to 7 (uniform levels per channel, LUT-compressed by export;
+            the first and last layers stay 8-bit, as in `quantize_model`).
+        ranges: "minmax" (what the converter's post-training quantization does),
+            "percentile" (the 0.01th to 99.99th) or "mse" (the clipping of least mean
+            squared error on the tensor's 256 levels) (`tflw.ptq.ranges`).
+        bias_correction: shift each layer's bias so that its quantized weights keep the
+            mean output per channel (`tflw.ptq.bias_correction`).
+        layer_bits: per-layer overrides, as in `quantize_model`.
+
+    Returns:
+        The quantized model (Keras; export it, or fine-tune it as any QAT model).
+
+    Example:
+        >>> q = tflw.ptq(model, x_train[:1024])
+        >>> tflw.export(q, "out", sample_inputs=x_test[:200]).verification.parity
+        True
+    """
+    if is_tf_keras_model(model):
+        raise UnsupportedModelError(
+            "tflw.ptq takes Keras 3 models; for a tf_keras model use "
+            "tflw.export(model, out_dir, representative_data=...) (the converter's "
+            "post-training quantization), or rebuild it in Keras 3.")
+    if ranges not in RANGE_METHODS:
+        raise ValueError(f"ranges={ranges!r}: choose one of {', '.join(RANGE_METHODS)}")
+    data = check_data(calibration_data, "calibration_data", model)[:CALIBRATION_SAMPLES]
+    qat = quantize_model(model, weight_bits=weight_bits, layer_bits=layer_bits, method="lsq")
+    for quantizer, sample in record_activations(qat, data).items():
+        set_range(quantizer, sample.range(ranges if quantizer.bits == 8 else "minmax"))
+    share_concat_ranges(qat)
+    if bias_correction:
+        _, skipped = correct_biases(qat, data)
+        if skipped:
+            warnings.warn(f"bias correction skipped {', '.join(skipped)}: no bias and no "
+                          "BatchNorm shift to move", stacklevel=2)
+    return qat

@@ -1,0 +1,78 @@
+"""Bias correction: move each layer's bias so that quantizing its weights leaves the mean
+of its output unchanged, per output channel, on the calibration data.
+
+Rounding a kernel shifts the expected output: E[x (W_q - W)] is not 0 when the inputs'
+mean is not (after a ReLU it never is), and a 4-bit kernel shifts it by much. The shift
+is measured on the inputs the layer sees in the quantized model itself, layer after
+layer, so each correction already sees the corrected layers before it (Nagel et al.,
+"Data-Free Quantization Through Weight Equalization and Bias Correction", ICCV 2019,
+section 4.2, in its empirical form).
+
+```python
+corrected, skipped = correct_biases(qat, x_calibration)
+```
+"""
+
+from typing import List, Tuple
+
+import keras
+import numpy as np
+from keras import ops
+
+from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
+
+LINEAR = (QuantConv2D, QuantDepthwiseConv2D, QuantDense)
+
+
+def linear_layers(model: keras.Model) -> List[keras.layers.Layer]:
+    """The model's conv, depthwise and dense layers, in the order they run."""
+    return [layer for layer in model.layers if isinstance(layer, LINEAR)]
+
+
+def layer_inputs(model: keras.Model, layer: keras.layers.Layer, data: np.ndarray,
+                 batch_size: int = 256) -> np.ndarray:
+    """What `layer` receives in `model` (evaluation mode, as on the device) over `data`."""
+    probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, layer.input)
+    return np.concatenate([keras.ops.convert_to_numpy(probe(data[i:i + batch_size]))
+                           for i in range(0, len(data), batch_size)])
+
+
+def output_shift(layer: keras.layers.Layer, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Mean over `inputs` of the layer's output with its quantized kernel minus with its
+    float kernel (the folded one), per output channel, before the activation."""
+    kernel = layer.folded_kernel_and_bias()[0]
+    error = layer.quantized_kernel(kernel)[0] - kernel
+    total = 0.0
+    for start in range(0, len(inputs), batch_size):
+        outputs = keras.ops.convert_to_numpy(layer.linear(inputs[start:start + batch_size], error))
+        total = total + outputs.reshape(-1, outputs.shape[-1]).sum(0, dtype=np.float64)
+    positions = len(inputs) * int(np.prod(outputs.shape[1:-1]))
+    return total / positions
+
+
+def shift_bias(layer: keras.layers.Layer, shift: np.ndarray) -> bool:
+    """Add `shift` to the layer's folded bias (BatchNorm's beta, or the bias divided by the
+    BatchNorm scale); False where the layer has neither to move."""
+    batch_norm = layer.batch_norm or {}
+    if layer.batch_norm is not None and batch_norm.get("center", True):
+        layer.beta.assign(layer.beta + shift)
+        return True
+    if not layer.use_bias:
+        return False
+    scale = 1.0
+    if layer.batch_norm is not None:
+        scale = ops.rsqrt(layer.moving_variance + batch_norm.get("epsilon", 1e-3))
+        if batch_norm.get("scale", True):
+            scale = scale * layer.gamma
+    layer.bias.assign(layer.bias + shift / scale)
+    return True
+
+
+def correct_biases(qat: keras.Model, data: np.ndarray) -> Tuple[List[str], List[str]]:
+    """Correct every linear layer's bias in order; returns (corrected, skipped) layer
+    names (skipped: no bias and no BatchNorm shift to move)."""
+    corrected, skipped = [], []
+    for layer in linear_layers(qat):
+        shift = output_shift(layer, layer_inputs(qat, layer, data))
+        (corrected if shift_bias(layer, -shift.astype(np.float32)) else skipped).append(layer.name)
+    return corrected, skipped
