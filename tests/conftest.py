@@ -122,6 +122,23 @@ def demo_cnn_w8(mnist):
 
 
 @pytest.fixture(scope="session")
+def trained_demo_w8(mnist):
+    """The demo CNN at width 8, two float epochs on 3,000 digits, its BatchNorm statistics
+    re-estimated on 512 (two short epochs leave the moving averages far off)."""
+    from tflw.demo import build_demo_model
+    from tflw.search.sensitivity import recalibrate_batch_norm
+
+    (x, y), _ = mnist
+    keras.utils.set_random_seed(0)
+    model = build_demo_model(width=8)
+    model.compile(keras.optimizers.Adam(3e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:3000], y[:3000], epochs=2, batch_size=64, verbose=0)
+    recalibrate_batch_norm(model, x[:512])
+    return model
+
+
+@pytest.fixture(scope="session")
 def trained_mnist_qat(mnist):
     """A small conv model trained briefly on the bundled digits, then QAT'd."""
     import tflw

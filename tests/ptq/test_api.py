@@ -1,23 +1,13 @@
-import keras
 import pytest
 
 import tflw
-from tflw.data import load_mnist_subset
-from tflw.demo import build_demo_model
 from tflw.export.dense_granularity import output_error
-from tflw.search.sensitivity import recalibrate_batch_norm
 
 
 @pytest.fixture(scope="module")
-def task():
-    keras.utils.set_random_seed(0)
-    (x, y), (x_test, _) = load_mnist_subset()
-    model = build_demo_model(width=8)
-    model.compile(keras.optimizers.Adam(3e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x[:3000], y[:3000], epochs=2, batch_size=64, verbose=0)
-    recalibrate_batch_norm(model, x[:512])
-    return model, x[:1024], x_test[:200]
+def task(trained_demo_w8, mnist):
+    (x, _), (x_test, _) = mnist
+    return trained_demo_w8, x[:1024], x_test[:200]
 
 
 def test_int8_ptq_is_bit_exact_in_tflite_micro_and_no_worse_than_the_converter(task, tmp_path):

@@ -1,26 +1,19 @@
 import keras
 import pytest
 
-from tflw.data import load_mnist_subset
-from tflw.demo import build_demo_model
 from tflw.distillation.distiller import teacher_logits
 from tflw.search.candidate import top1, train_candidate
 from tflw.search.problem import unchanged
-from tflw.search.sensitivity import recalibrate_batch_norm
 from tflw.search.space import read_space
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 @pytest.fixture(scope="module")
-def task():
-    keras.utils.set_random_seed(0)
-    (x, y), (x_val, y_val) = load_mnist_subset()
-    model = build_demo_model(width=8)
-    model.compile(keras.optimizers.Adam(3e-3), LOSS)
-    model.fit(x[:3000], y[:3000], epochs=2, batch_size=64, verbose=0)
-    recalibrate_batch_norm(model, x[:512])  # two short epochs leave its moving statistics off
+def task(trained_demo_w8, mnist):
+    (x, y), (x_val, y_val) = mnist
     x, y = x[:1000], y[:1000]
+    model = trained_demo_w8
     return model, (x, y, teacher_logits(model, x)), (x_val[:300], y_val[:300])
 
 

@@ -1,12 +1,10 @@
 import json
 
-import keras
 import numpy as np
 import pytest
 
 import tflw
 from tflw.cli import main
-from tflw.data import load_mnist_subset
 from tflw.demo import build_demo_model
 from tflw.errors import ModelTooLargeError
 
@@ -17,14 +15,9 @@ WIDTH = dict(make=lambda width, resolution: build_demo_model(
 
 
 @pytest.fixture(scope="module")
-def task():
-    keras.utils.set_random_seed(0)
-    (x, y), (x_val, y_val) = load_mnist_subset()
-    model = build_demo_model(width=8)
-    model.compile(keras.optimizers.Adam(3e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x[:3000], y[:3000], epochs=2, batch_size=64, verbose=0)
-    return model, (x[:1500], y[:1500]), (x_val[:300], y_val[:300])
+def task(trained_demo_w8, mnist):
+    (x, y), (x_val, y_val) = mnist
+    return trained_demo_w8, (x[:1500], y[:1500]), (x_val[:300], y_val[:300])
 
 
 @pytest.fixture(scope="module")
