@@ -13,11 +13,10 @@ corrected, skipped = correct_biases(qat, x_calibration)
 ```
 """
 
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import keras
 import numpy as np
-from keras import ops
 
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
 
@@ -37,11 +36,13 @@ def layer_inputs(model: keras.Model, layer: keras.layers.Layer, data: np.ndarray
                            for i in range(0, len(data), batch_size)])
 
 
-def output_shift(layer: keras.layers.Layer, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def output_shift(layer: keras.layers.Layer, inputs: np.ndarray,
+                 float_kernel: Optional[np.ndarray] = None, batch_size: int = 256) -> np.ndarray:
     """Mean over `inputs` of the layer's output with its quantized kernel minus with its
-    float kernel (the folded one), per output channel, before the activation."""
+    float kernel (the folded one, or `float_kernel` where rounding already moved it),
+    per output channel, before the activation."""
     kernel = layer.folded_kernel_and_bias()[0]
-    error = layer.quantized_kernel(kernel)[0] - kernel
+    error = layer.quantized_kernel(kernel)[0] - (kernel if float_kernel is None else float_kernel)
     total = 0.0
     for start in range(0, len(inputs), batch_size):
         outputs = keras.ops.convert_to_numpy(layer.linear(inputs[start:start + batch_size], error))
@@ -59,20 +60,19 @@ def shift_bias(layer: keras.layers.Layer, shift: np.ndarray) -> bool:
         return True
     if not layer.use_bias:
         return False
-    scale = 1.0
-    if layer.batch_norm is not None:
-        scale = ops.rsqrt(layer.moving_variance + batch_norm.get("epsilon", 1e-3))
-        if batch_norm.get("scale", True):
-            scale = scale * layer.gamma
-    layer.bias.assign(layer.bias + shift / scale)
+    layer.bias.assign(layer.bias + shift / layer.batch_norm_scale())
     return True
 
 
-def correct_biases(qat: keras.Model, data: np.ndarray) -> Tuple[List[str], List[str]]:
+def correct_biases(qat: keras.Model, data: np.ndarray,
+                   float_kernels: Optional[Dict[str, np.ndarray]] = None
+                   ) -> Tuple[List[str], List[str]]:
     """Correct every linear layer's bias in order; returns (corrected, skipped) layer
-    names (skipped: no bias and no BatchNorm shift to move)."""
+    names (skipped: no bias and no BatchNorm shift to move). `float_kernels`: each
+    layer's folded float kernel by name, where adaptive rounding has replaced it."""
     corrected, skipped = [], []
     for layer in linear_layers(qat):
-        shift = output_shift(layer, layer_inputs(qat, layer, data))
+        shift = output_shift(layer, layer_inputs(qat, layer, data),
+                             (float_kernels or {}).get(layer.name))
         (corrected if shift_bias(layer, -shift.astype(np.float32)) else skipped).append(layer.name)
     return corrected, skipped

@@ -122,18 +122,23 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
                 name="moving_variance", shape=(channels,), initializer="ones", trainable=False
             )
 
+    def batch_norm_scale(self):
+        """The factor per output channel the folded BatchNorm multiplies the kernel by
+        (gamma / sqrt(variance + epsilon); 1 without BatchNorm)."""
+        if self.batch_norm is None:
+            return ops.ones((self.channels,))
+        scale = ops.rsqrt(self.moving_variance + self.batch_norm.get("epsilon", 1e-3))
+        return scale * self.gamma if self.batch_norm.get("scale", True) else scale
+
     def folded_kernel_and_bias(self):
         """The kernel and bias TFLite will hold, before quantization."""
         kernel = self.kernel * self.kernel_mask if self.pruned else self.kernel
         bias = self.bias if self.use_bias else ops.zeros((self.channels,))
         if self.batch_norm is None:
             return kernel, bias
-        bn = self.batch_norm
-        scale = ops.rsqrt(self.moving_variance + bn.get("epsilon", 1e-3))
-        if bn.get("scale", True):
-            scale = scale * self.gamma
+        scale = self.batch_norm_scale()
         bias = (bias - self.moving_mean) * scale
-        if bn.get("center", True):
+        if self.batch_norm.get("center", True):
             bias = bias + self.beta
         return self.scale_kernel(kernel, scale), bias
 

@@ -1,0 +1,133 @@
+"""AdaRound: learn, per weight, whether to round up or down, so that the layer's output
+on calibration data stays closest to the float kernel's (Nagel et al., "Up or Down?
+Adaptive Rounding for Post-Training Quantization", ICML 2020).
+
+Rounding to nearest minimizes each weight's own error, not the layer's: errors that
+cancel over the inputs matter more. Each weight w = s (floor(w / s) + h(V)) with h a
+rectified sigmoid of a learned V, trained on ||x W_soft - x W||^2 plus a regularizer
+that pushes every h to 0 or 1 as its exponent anneals from 20 to 2; at the end each h is
+rounded (up where V >= 0), so the kernel sits exactly on its grid: the int8 grid of its
+per-channel scale, or at 2 to 7 bits the LSQ grid of its step. Written with Keras
+layers and `fit`, so it runs on any backend.
+
+```python
+loss_nearest, loss_adaround = adaround_layer(layer, inputs)   # one quantized layer
+```
+"""
+
+from typing import Tuple
+
+import keras
+import numpy as np
+from keras import ops
+
+ZETA, GAMMA = 1.1, -0.1
+ITERATIONS = 1000
+WARMUP = 0.2  # the share of iterations trained on the reconstruction alone
+REGULARIZATION = 0.01
+BETA_START, BETA_END = 20.0, 2.0
+
+
+def _numpy(value) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(value), np.float32)
+
+
+def rectified_sigmoid(v):
+    return ops.clip(ops.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0.0, 1.0)
+
+
+def rounding_grid(layer) -> Tuple[np.ndarray, float]:
+    """(the step of every kernel element's grid, the largest level): the int8 grid of
+    the layer's per-channel (or per-tensor) scale, or its LSQ step below 8 bits."""
+    kernel = layer.folded_kernel_and_bias()[0]
+    if layer.low_bit_weights is None:
+        step, levels = layer.quantized_kernel(kernel)[1], 127.0
+    else:
+        step = layer.weight_parameters[..., 0]
+        levels = 2.0 ** (layer.weight_bits - 1) - 1.0
+    return _numpy(layer.scale_kernel(ops.ones_like(kernel), ops.cast(step, "float32"))), levels
+
+
+class _SoftRounding(keras.layers.Layer):
+    """The layer's linear op with each weight rounded by h(V) between its two grid points."""
+
+    def __init__(self, layer, kernel: np.ndarray, step: np.ndarray, levels: float, **kwargs):
+        super().__init__(**kwargs)
+        # The bound method, not the layer: the layer's own variables stay out of training.
+        self.linear, self.levels = layer.linear, levels
+        self.step = ops.convert_to_tensor(step)
+        self.floor = ops.convert_to_tensor(np.floor(kernel / step))
+        rest = np.clip(kernel / step - np.floor(kernel / step), 1e-4, 1 - 1e-4)
+        start = -np.log((ZETA - GAMMA) / (rest - GAMMA) - 1.0)  # h(V) = rest: nearest-ish
+        self.v = self.add_weight(name="v", shape=kernel.shape,
+                                 initializer=keras.initializers.Constant(start))
+        self.beta = self.add_weight(name="beta", shape=(), trainable=False,
+                                    initializer=keras.initializers.Constant(BETA_START))
+        self.weight_of_regularizer = self.add_weight(name="lambda", shape=(), trainable=False,
+                                                     initializer="zeros")
+
+    def kernel(self):
+        levels = ops.clip(self.floor + rectified_sigmoid(self.v), -self.levels, self.levels)
+        return self.step * levels
+
+    def call(self, inputs):
+        h = rectified_sigmoid(self.v)
+        self.add_loss(self.weight_of_regularizer
+                      * ops.sum(1.0 - ops.power(ops.abs(2.0 * h - 1.0), self.beta)))
+        return self.linear(inputs, self.kernel())
+
+
+class _Anneal(keras.callbacks.Callback):
+    def __init__(self, soft: _SoftRounding, iterations: int, regularization: float):
+        super().__init__()
+        self.soft, self.iterations, self.regularization, self.step = soft, iterations, regularization, 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        progress = self.step / self.iterations
+        if progress >= WARMUP:
+            annealed = (progress - WARMUP) / (1.0 - WARMUP)
+            self.soft.weight_of_regularizer.assign(self.regularization)
+            self.soft.beta.assign(BETA_END + 0.5 * (BETA_START - BETA_END)
+                                  * (1 + np.cos(np.pi * annealed)))
+        self.step += 1
+
+
+def reconstruction_loss(layer, inputs: np.ndarray, kernel, reference: np.ndarray) -> float:
+    """Mean squared difference of the layer's linear output with `kernel` from
+    `reference` (its output with the float kernel), on `inputs`."""
+    return float(np.mean((_numpy(layer.linear(inputs, kernel)) - reference) ** 2))
+
+
+def _set_folded_kernel(layer, folded: np.ndarray) -> None:
+    """Set the layer's kernel so that, BatchNorm folded in, it equals `folded`."""
+    factor = _numpy(layer.scale_kernel(ops.ones(folded.shape), layer.batch_norm_scale()))
+    layer.kernel.assign(np.divide(folded, factor, out=np.zeros_like(folded), where=factor != 0))
+
+
+def adaround_layer(layer, inputs: np.ndarray, iterations: int = ITERATIONS,
+                   batch_size: int = 32, regularization: float = REGULARIZATION,
+                   learning_rate: float = 1e-2, seed: int = 0) -> Tuple[float, float]:
+    """Round `layer`'s kernel adaptively on `inputs` (what the layer sees), in place;
+    returns the reconstruction loss with nearest rounding and with the kept rounding
+    (AdaRound's, unless nearest was better: then nearest stays)."""
+    keras.utils.set_random_seed(seed)
+    kernel = _numpy(layer.folded_kernel_and_bias()[0])
+    step, levels = rounding_grid(layer)
+    reference = _numpy(layer.linear(inputs, kernel))
+    nearest = reconstruction_loss(layer, inputs, layer.quantized_kernel(kernel)[0], reference)
+    soft = _SoftRounding(layer, kernel, step, levels)
+    x = keras.Input(inputs.shape[1:])
+    trainer = keras.Model(x, soft(x))
+    trainer.compile(keras.optimizers.Adam(learning_rate), loss="mse")
+    steps = max(1, -(-len(inputs) // batch_size))
+    trainer.fit(inputs, reference, batch_size=batch_size, epochs=max(1, -(-iterations // steps)),
+                callbacks=[_Anneal(soft, iterations, regularization)], verbose=0)
+    up = (_numpy(soft.v) >= 0.0).astype(np.float32)
+    rounded = step * np.clip(np.floor(kernel / step) + up, -levels, levels)
+    _set_folded_kernel(layer, rounded)
+    folded = layer.folded_kernel_and_bias()[0]
+    learned = reconstruction_loss(layer, inputs, layer.quantized_kernel(folded)[0], reference)
+    if learned > nearest:
+        _set_folded_kernel(layer, kernel)
+        return nearest, nearest
+    return nearest, learned
