@@ -1,0 +1,165 @@
+"""Post-training quantization: the converter's against tflw.ptq's steps, without labels.
+
+    python -m benchmarks.ptq [--models demo resnet8 mobilenet] [--bits 8 4]
+
+For each model: a float model trained here; 1,024 unlabeled calibration images from the
+training set; rows, each exported and run on the test set in TFLite-Micro:
+
+- converter: `tflw.export(model, representative_data=...)` (W8A8 only: it has no 4-bit
+  path);
+- minmax, mse: tflw's quantized layers with min/max or least-squared-error ranges;
+- mse+bc: with bias correction; mse+bc+eq: with cross-layer equalization too;
+- adaround (+bc, mse): AdaRound per layer; adaround+eq: with equalization.
+
+Columns: TFLite-Micro top-1, flash (the flatbuffer; at 4 bits the LUT-compressed one plus
+DECODE's code), the output error against the float model (RMS over RMS, on logits), and
+time as ratios: to the converter's conversion in the same process, and to one QAT epoch
+on the full training set. Rows are appended to results/ptq.json as they finish; a rerun
+skips rows present.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tflw  # noqa: E402
+from benchmarks.common import RESULTS, compiled, format_table, machine  # noqa: E402
+from benchmarks.shared_data import (CIFAR10_FILES, load_cifar10, load_mnist,  # noqa: E402
+                                    locate)
+from tflw.demo import build_demo_model  # noqa: E402
+from tflw.export.dense_granularity import output_error  # noqa: E402
+from tflw.export.lut import DECODE_CODE_BYTES  # noqa: E402
+from tflw.search.sensitivity import recalibrate_batch_norm  # noqa: E402
+
+NAME = "ptq"
+CALIBRATION = 1024
+TEST_SAMPLES = 2000
+STEPS = {
+    "minmax": dict(ranges="minmax", bias_correction=False),
+    "mse": dict(ranges="mse", bias_correction=False),
+    "mse+bc": dict(ranges="mse", bias_correction=True),
+    "mse+bc+eq": dict(ranges="mse", bias_correction=True, equalization=True),
+    "adaround": dict(ranges="mse", bias_correction=True, rounding="adaround"),
+    "adaround+eq": dict(ranges="mse", bias_correction=True, rounding="adaround",
+                        equalization=True),
+}
+
+
+def demo_task():
+    (x, y), (x_test, y_test) = load_mnist(locate("mnist.npz"))
+    return dict(model=build_demo_model, data=(x, y), test=(x_test, y_test), epochs=3, lr=3e-3)
+
+
+def resnet8_task():
+    (x, y), (x_test, y_test) = load_cifar10(locate(*CIFAR10_FILES))
+    return dict(model=tflw.models.resnet8, data=(x, y), test=(x_test, y_test), epochs=4,
+                lr=3e-3)
+
+
+def mobilenet_task():
+    (x, y), (x_test, y_test) = load_cifar10(locate(*CIFAR10_FILES))
+    return dict(model=lambda: tflw.models.mobilenet_v1(0.25, (32, 32, 3), classes=10),
+                data=(x, y), test=(x_test, y_test), epochs=4, lr=3e-3)
+
+
+TASKS = {"demo": demo_task, "resnet8": resnet8_task, "mobilenet": mobilenet_task}
+
+
+def measure(result, x_test, y_test, reference) -> dict:
+    outputs = tflw.verify(result.tflite_path, x_test).outputs[0]
+    flash = result.flatbuffer_bytes
+    lut = result.report.get("lut")
+    if lut and lut["flatbuffer_bytes"] + DECODE_CODE_BYTES < flash:
+        flash = lut["flatbuffer_bytes"] + DECODE_CODE_BYTES
+    return {"tflm_accuracy": float(np.mean(outputs.argmax(-1) == np.ravel(y_test))),
+            "flash_bytes": flash, "arena_bytes": result.arena_bytes,
+            "output_error": output_error(outputs, reference),
+            "max_lsb_difference": (result.verification.max_lsb_difference
+                                   if result.verification else None)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--bits", nargs="+", type=int, default=[8, 4])
+    parser.add_argument("--steps", nargs="+", default=["converter", *STEPS],
+                        choices=["converter", *STEPS])
+    parser.add_argument("--iterations", type=int, default=1000, help="AdaRound's, per layer")
+    parser.add_argument("--workdir", default="build/ptq")
+    args = parser.parse_args(argv)
+    path = RESULTS / f"{NAME}.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    rows, models = saved.get("rows", []), saved.get("models", {})
+    done = {(r["model"], r["bits"], r["step"]) for r in rows}
+    command = "python -m benchmarks.ptq " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    def write():
+        path.write_text(json.dumps({"machine": machine(), "command": command,
+                                    "date": time.strftime("%Y-%m-%d"), "models": models,
+                                    "rows": rows}, indent=2) + "\n")
+
+    for name in args.models:
+        task = TASKS[name]()
+        keras.utils.set_random_seed(0)
+        model = compiled(task["model"](), task["lr"])
+        x, y = task["data"]
+        model.fit(x, y, epochs=task["epochs"], batch_size=64, verbose=0)
+        recalibrate_batch_norm(model, x[:1024])
+        pick = np.random.default_rng(0).permutation(len(task["test"][0]))[:TEST_SAMPLES]
+        x_test, y_test = task["test"][0][pick], task["test"][1][pick]
+        calibration = x[np.random.default_rng(1).permutation(len(x))[:CALIBRATION]]
+        reference = model.predict(x_test, verbose=0)
+        qat = compiled(tflw.quantize_model(model, calibration_data=calibration[:512]), 5e-4)
+        start = time.perf_counter()
+        qat.fit(x, y, epochs=1, batch_size=64, verbose=0)
+        qat_epoch = time.perf_counter() - start
+        start = time.perf_counter()
+        converter = tflw.export(model, f"{args.workdir}/{name}/converter", overwrite=True,
+                                representative_data=calibration[:300], sample_inputs=x_test[:200])
+        converter_seconds = time.perf_counter() - start
+        models[name] = {"float_accuracy": float(np.mean(reference.argmax(-1) == y_test)),
+                        "qat_epoch_seconds": qat_epoch, "converter_seconds": converter_seconds,
+                        "date": time.strftime("%Y-%m-%d"), "command": command}
+        print(name, models[name], flush=True)
+        for bits in args.bits:
+            for step in args.steps:
+                if (name, bits, step) in done or (step == "converter" and bits != 8):
+                    continue
+                start = time.perf_counter()
+                if step == "converter":
+                    result, seconds = converter, converter_seconds
+                else:
+                    quantized = tflw.ptq(model, calibration, weight_bits=bits,
+                                         iterations=args.iterations, **STEPS[step])
+                    seconds = time.perf_counter() - start
+                    result = tflw.export(quantized, f"{args.workdir}/{name}/{step}-{bits}",
+                                         overwrite=True, sample_inputs=x_test[:200],
+                                         compress="always" if bits < 8 else "never")
+                row = {"model": name, "bits": bits, "step": step, "seconds": seconds,
+                       "vs_converter": seconds / converter_seconds,
+                       "vs_qat_epoch": seconds / qat_epoch,
+                       **measure(result, x_test, y_test, reference)}
+                row["gap_to_float_pp"] = 100 * (models[name]["float_accuracy"]
+                                                - row["tflm_accuracy"])
+                rows.append(row)
+                write()
+                print(format_table([row], COLUMNS), flush=True)
+    write()
+    print(format_table(rows, COLUMNS))
+
+
+COLUMNS = (("model", "model", "{}"), ("bits", "W", "{}"), ("step", "step", "{}"),
+           ("tflm_accuracy", "TFLM top-1", "{:.2%}"), ("gap_to_float_pp", "gap pp", "{:.2f}"),
+           ("output_error", "output error", "{:.4f}"), ("flash_bytes", "flash B", "{:,}"),
+           ("vs_converter", "time / converter", "{:.1f}"),
+           ("vs_qat_epoch", "time / QAT epoch", "{:.2f}"))
+
+if __name__ == "__main__":
+    main()
