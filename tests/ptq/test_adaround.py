@@ -7,15 +7,22 @@ from tflw.ptq.adaround import adaround_layer, rounding_grid
 from tflw.ptq.bias_correction import layer_inputs, linear_layers
 
 
-@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("bits, qdrop", [(8, 0.0), (4, 0.0), (4, 0.5)])
 def test_adaround_ends_on_the_grid_and_never_above_nearest_rounding(trained_demo_w8, mnist,
-                                                                    bits):
+                                                                    bits, qdrop):
     (x, _), _ = mnist
     data = x[:256]
     qat = tflw.quantize_model(trained_demo_w8, weight_bits=bits, calibration_data=data)
     gains = []
     for layer in linear_layers(qat):
-        nearest, learned = adaround_layer(layer, layer_inputs(qat, layer, data), iterations=200)
+        inputs = layer_inputs(qat, layer, data)
+        unquantized = layer_inputs(qat, layer, data, quantized=False) if qdrop else None
+        if unquantized is not None and layer.name != "conv2d":  # (the first sees pixels)
+            # the same activations, before their int8 rounding
+            assert len(np.unique(unquantized)) > 10 * len(np.unique(inputs))
+            assert np.abs(unquantized - inputs).max() < 0.1 * np.abs(inputs).max()
+        nearest, learned = adaround_layer(layer, inputs, iterations=200,
+                                          unquantized_inputs=unquantized, drop=qdrop)
         assert learned <= nearest
         gains.append(learned / max(nearest, 1e-12))
         kernel = keras.ops.convert_to_numpy(layer.folded_kernel_and_bias()[0])

@@ -15,7 +15,7 @@ loss_nearest, loss_adaround = adaround_layer(layer, inputs)   # one quantized la
 ```
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import keras
 import numpy as np
@@ -49,12 +49,17 @@ def rounding_grid(layer) -> Tuple[np.ndarray, float]:
 
 
 class _SoftRounding(keras.layers.Layer):
-    """The layer's linear op with each weight rounded by h(V) between its two grid points."""
+    """The layer's output with each weight rounded by h(V) between its two grid points,
+    minus its output with the float kernel; on its quantized inputs, each element swapped
+    for its unquantized value with probability `drop` (QDrop)."""
 
-    def __init__(self, layer, kernel: np.ndarray, step: np.ndarray, levels: float, **kwargs):
+    def __init__(self, layer, kernel: np.ndarray, step: np.ndarray, levels: float,
+                 drop: float, seed: int, **kwargs):
         super().__init__(**kwargs)
         # The bound method, not the layer: the layer's own variables stay out of training.
-        self.linear, self.levels = layer.linear, levels
+        self.linear, self.levels, self.drop = layer.linear, levels, drop
+        self.float_kernel = ops.convert_to_tensor(kernel)
+        self.seeds = keras.random.SeedGenerator(seed)
         self.step = ops.convert_to_tensor(step)
         self.floor = ops.convert_to_tensor(np.floor(kernel / step))
         rest = np.clip(kernel / step - np.floor(kernel / step), 1e-4, 1 - 1e-4)
@@ -71,10 +76,14 @@ class _SoftRounding(keras.layers.Layer):
         return self.step * levels
 
     def call(self, inputs):
+        quantized, unquantized = inputs
         h = rectified_sigmoid(self.v)
         self.add_loss(self.weight_of_regularizer
                       * ops.sum(1.0 - ops.power(ops.abs(2.0 * h - 1.0), self.beta)))
-        return self.linear(inputs, self.kernel())
+        if self.drop > 0.0:
+            keep = keras.random.uniform(ops.shape(quantized), seed=self.seeds) >= self.drop
+            quantized = ops.where(keep, quantized, unquantized)
+        return self.linear(quantized, self.kernel()) - self.linear(quantized, self.float_kernel)
 
 
 class _Anneal(keras.callbacks.Callback):
@@ -106,21 +115,29 @@ def _set_folded_kernel(layer, folded: np.ndarray) -> None:
 
 def adaround_layer(layer, inputs: np.ndarray, iterations: int = ITERATIONS,
                    batch_size: int = 32, regularization: float = REGULARIZATION,
-                   learning_rate: float = 1e-2, seed: int = 0) -> Tuple[float, float]:
+                   learning_rate: float = 1e-2, seed: int = 0,
+                   unquantized_inputs: Optional[np.ndarray] = None,
+                   drop: float = 0.5) -> Tuple[float, float]:
     """Round `layer`'s kernel adaptively on `inputs` (what the layer sees), in place;
-    returns the reconstruction loss with nearest rounding and with the kept rounding
-    (AdaRound's, unless nearest was better: then nearest stays)."""
+    returns the reconstruction loss on `inputs` with nearest rounding and with the kept
+    rounding (AdaRound's, unless nearest was better: then nearest stays).
+
+    With `unquantized_inputs` (the same inputs before activation quantization), each
+    input element is the unquantized one with probability `drop` while learning: QDrop
+    (Wei et al., ICLR 2022), rounding that holds up when the inputs' noise differs."""
     keras.utils.set_random_seed(seed)
     kernel = _numpy(layer.folded_kernel_and_bias()[0])
     step, levels = rounding_grid(layer)
     reference = _numpy(layer.linear(inputs, kernel))
     nearest = reconstruction_loss(layer, inputs, layer.quantized_kernel(kernel)[0], reference)
-    soft = _SoftRounding(layer, kernel, step, levels)
-    x = keras.Input(inputs.shape[1:])
-    trainer = keras.Model(x, soft(x))
+    mixing = unquantized_inputs is not None
+    soft = _SoftRounding(layer, kernel, step, levels, drop if mixing else 0.0, seed)
+    x, x_float = keras.Input(inputs.shape[1:]), keras.Input(inputs.shape[1:])
+    trainer = keras.Model([x, x_float], soft([x, x_float]))
     trainer.compile(keras.optimizers.Adam(learning_rate), loss="mse")
     steps = max(1, -(-len(inputs) // batch_size))
-    trainer.fit(inputs, reference, batch_size=batch_size, epochs=max(1, -(-iterations // steps)),
+    trainer.fit([inputs, unquantized_inputs if mixing else inputs], np.zeros_like(reference),
+                batch_size=batch_size, epochs=max(1, -(-iterations // steps)),
                 callbacks=[_Anneal(soft, iterations, regularization)], verbose=0)
     up = (_numpy(soft.v) >= 0.0).astype(np.float32)
     rounded = step * np.clip(np.floor(kernel / step) + up, -levels, levels)

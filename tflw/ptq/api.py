@@ -23,7 +23,8 @@ ROUNDINGS = ("nearest", "adaround")
 def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
         ranges: str = "mse", equalization: bool = False, rounding: str = "nearest",
         bias_correction: bool = True, layer_bits: Optional[dict] = None,
-        iterations: int = ITERATIONS, progress: bool = False) -> keras.Model:
+        iterations: int = ITERATIONS, qdrop: float = 0.0,
+        progress: bool = False) -> keras.Model:
     """Quantize a trained float model without training it: per-channel weights, an
     activation range per tensor from `calibration_data` (no labels), bias correction,
     and optionally cross-layer equalization.
@@ -49,6 +50,8 @@ def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
         rounding: "nearest", or "adaround": each layer's rounding up or down learned on
             its inputs in the quantized model, layer after layer (`tflw.ptq.adaround`,
             `iterations` steps of 32 samples per layer; the usual choice at 4 bits).
+        qdrop: with AdaRound, the probability that each input element is its value before
+            activation quantization while learning (QDrop; 0.5 in its paper; 0 is off).
         bias_correction: shift each layer's bias so that its quantized weights keep the
             mean output per channel (`tflw.ptq.bias_correction`).
         layer_bits: per-layer overrides, as in `quantize_model`.
@@ -84,7 +87,9 @@ def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
         layers = linear_layers(qat)
         bar = keras.utils.Progbar(len(layers), unit_name="layer") if progress else None
         for index, layer in enumerate(layers):
-            adaround_layer(layer, layer_inputs(qat, layer, data), iterations)
+            unquantized = layer_inputs(qat, layer, data, quantized=False) if qdrop else None
+            adaround_layer(layer, layer_inputs(qat, layer, data), iterations,
+                           unquantized_inputs=unquantized, drop=qdrop)
             if bar is not None:
                 bar.update(index + 1)
     if bias_correction:

@@ -13,11 +13,13 @@ corrected, skipped = correct_biases(qat, x_calibration)
 ```
 """
 
+from contextlib import nullcontext
 from typing import Dict, List, Optional, Tuple
 
 import keras
 import numpy as np
 
+from tflw.ptq.ranges import unquantized_activations
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
 
 LINEAR = (QuantConv2D, QuantDepthwiseConv2D, QuantDense)
@@ -29,11 +31,14 @@ def linear_layers(model: keras.Model) -> List[keras.layers.Layer]:
 
 
 def layer_inputs(model: keras.Model, layer: keras.layers.Layer, data: np.ndarray,
-                 batch_size: int = 256) -> np.ndarray:
-    """What `layer` receives in `model` (evaluation mode, as on the device) over `data`."""
+                 quantized: bool = True, batch_size: int = 256) -> np.ndarray:
+    """What `layer` receives in `model` over `data`: as on the device, or (`quantized`
+    False) with the activations before their quantization."""
     probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, layer.input)
-    return np.concatenate([keras.ops.convert_to_numpy(probe(data[i:i + batch_size]))
-                           for i in range(0, len(data), batch_size)])
+    with nullcontext() if quantized else unquantized_activations(model):
+        return np.concatenate([
+            keras.ops.convert_to_numpy(probe(data[i:i + batch_size], training=not quantized))
+            for i in range(0, len(data), batch_size)])
 
 
 def output_shift(layer: keras.layers.Layer, inputs: np.ndarray,

@@ -71,6 +71,16 @@ def quantization_mse(values: np.ndarray, low: float, high: float, bits: int = 8)
 
 
 @contextmanager
+def unquantized_activations(model: keras.Model, record=lambda quantizer, tensor: None
+                            ) -> Iterator[None]:
+    """Within it, `model(x, training=True)` runs with every learned activation range off
+    (each quantizer's input handed to `record` first) and no dropout: the activations of
+    the weight-quantized model before activation quantization."""
+    with recording_inputs(record), _without_dropout(model):
+        yield
+
+
+@contextmanager
 def _without_dropout(model: keras.Model) -> Iterator[None]:
     """Dropout off while the model runs in training mode (how tflw's layers skip their
     integer paths): the recorded activations are the inference ones."""
@@ -99,7 +109,7 @@ def record_activations(qat: keras.Model, data: np.ndarray, batch_size: int = 64,
         samples.setdefault(quantizer, TensorSample()).add(
             keras.ops.convert_to_numpy(tensor), share, rng)
 
-    with recording_inputs(record), _without_dropout(qat):
+    with unquantized_activations(qat, record):
         for start in range(0, len(data), batch_size):
             qat(data[start:start + batch_size], training=True)
     return samples
