@@ -7,7 +7,7 @@ from tflw.ptq.adaround import adaround_layer, rounding_grid
 from tflw.ptq.bias_correction import layer_inputs, linear_layers
 
 
-@pytest.mark.parametrize("bits, qdrop", [(8, 0.0), (4, 0.0), (4, 0.5)])
+@pytest.mark.parametrize("bits, qdrop", [(8, 0.0), (4, 0.5)])
 def test_adaround_ends_on_the_grid_and_never_above_nearest_rounding(trained_demo_w8, mnist,
                                                                     bits, qdrop):
     (x, _), _ = mnist
@@ -21,7 +21,7 @@ def test_adaround_ends_on_the_grid_and_never_above_nearest_rounding(trained_demo
             # the same activations, before their int8 rounding
             assert len(np.unique(unquantized)) > 10 * len(np.unique(inputs))
             assert np.abs(unquantized - inputs).max() < 0.1 * np.abs(inputs).max()
-        nearest, learned = adaround_layer(layer, inputs, iterations=200,
+        nearest, learned = adaround_layer(layer, inputs, iterations=100,
                                           unquantized_inputs=unquantized, drop=qdrop)
         assert learned <= nearest
         gains.append(learned / max(nearest, 1e-12))

@@ -120,7 +120,7 @@ def adaround_layer(layer, inputs: np.ndarray, iterations: int = ITERATIONS,
                    drop: float = 0.5) -> Tuple[float, float]:
     """Round `layer`'s kernel adaptively on `inputs` (what the layer sees), in place;
     returns the reconstruction loss on `inputs` with nearest rounding and with the kept
-    rounding (AdaRound's, unless nearest was better: then nearest stays).
+    rounding (AdaRound's, unless nearest was better: then the kernel is set to nearest's).
 
     With `unquantized_inputs` (the same inputs before activation quantization), each
     input element is the unquantized one with probability `drop` while learning: QDrop
@@ -144,7 +144,7 @@ def adaround_layer(layer, inputs: np.ndarray, iterations: int = ITERATIONS,
     _set_folded_kernel(layer, rounded)
     folded = layer.folded_kernel_and_bias()[0]
     learned = reconstruction_loss(layer, inputs, layer.quantized_kernel(folded)[0], reference)
-    if learned > nearest:
-        _set_folded_kernel(layer, kernel)
+    if learned > nearest:  # the kernel rounded to nearest: on its grid either way
+        _set_folded_kernel(layer, step * np.clip(np.round(kernel / step), -levels, levels))
         return nearest, nearest
     return nearest, learned
