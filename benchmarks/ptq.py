@@ -10,7 +10,8 @@ training set; rows, each exported and run on the test set in TFLite-Micro:
 - minmax, mse: tflw's quantized layers with min/max or least-squared-error ranges;
 - mse+bc: with bias correction; mse+bc+eq: with cross-layer equalization too;
 - adaround (+bc, mse): AdaRound per layer; adaround+eq: with equalization;
-  adaround+qdrop: with QDrop (half the inputs unquantized while learning).
+  adaround+qdrop: with QDrop (half the inputs unquantized while learning); brecq: the
+  rounding learned per block.
 
 Columns: TFLite-Micro top-1, flash (the flatbuffer; at 4 bits the LUT-compressed one plus
 DECODE's code), the output error against the float model (RMS over RMS, on logits), and
@@ -51,6 +52,7 @@ STEPS = {
     "adaround+eq": dict(ranges="mse", bias_correction=True, rounding="adaround",
                         equalization=True),
     "adaround+qdrop": dict(ranges="mse", bias_correction=True, rounding="adaround", qdrop=0.5),
+    "brecq": dict(ranges="mse", bias_correction=True, rounding="brecq"),
 }
 
 

@@ -28,7 +28,8 @@ REGULARIZATION = 0.01
 BETA_START, BETA_END = 20.0, 2.0
 
 
-def _numpy(value) -> np.ndarray:
+def numpy_of(value) -> np.ndarray:
+    """A tensor or variable as a float32 array."""
     return np.asarray(ops.convert_to_numpy(value), np.float32)
 
 
@@ -45,7 +46,14 @@ def rounding_grid(layer) -> Tuple[np.ndarray, float]:
     else:
         step = layer.weight_parameters[..., 0]
         levels = 2.0 ** (layer.weight_bits - 1) - 1.0
-    return _numpy(layer.scale_kernel(ops.ones_like(kernel), ops.cast(step, "float32"))), levels
+    return numpy_of(layer.scale_kernel(ops.ones_like(kernel), ops.cast(step, "float32"))), levels
+
+
+def soft_start(kernel: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """V where h(V) is each weight's distance above its lower grid point (in steps): the
+    soft kernel starts at the float one."""
+    rest = np.clip(kernel / step - np.floor(kernel / step), 1e-4, 1 - 1e-4)
+    return -np.log((ZETA - GAMMA) / (rest - GAMMA) - 1.0)
 
 
 class _SoftRounding(keras.layers.Layer):
@@ -62,10 +70,8 @@ class _SoftRounding(keras.layers.Layer):
         self.seeds = keras.random.SeedGenerator(seed)
         self.step = ops.convert_to_tensor(step)
         self.floor = ops.convert_to_tensor(np.floor(kernel / step))
-        rest = np.clip(kernel / step - np.floor(kernel / step), 1e-4, 1 - 1e-4)
-        start = -np.log((ZETA - GAMMA) / (rest - GAMMA) - 1.0)  # h(V) = rest: nearest-ish
         self.v = self.add_weight(name="v", shape=kernel.shape,
-                                 initializer=keras.initializers.Constant(start))
+                                 initializer=keras.initializers.Constant(soft_start(kernel, step)))
         self.beta = self.add_weight(name="beta", shape=(), trainable=False,
                                     initializer=keras.initializers.Constant(BETA_START))
         self.weight_of_regularizer = self.add_weight(name="lambda", shape=(), trainable=False,
@@ -86,8 +92,10 @@ class _SoftRounding(keras.layers.Layer):
         return self.linear(quantized, self.kernel()) - self.linear(quantized, self.float_kernel)
 
 
-class _Anneal(keras.callbacks.Callback):
-    def __init__(self, soft: _SoftRounding, iterations: int, regularization: float):
+class Anneal(keras.callbacks.Callback):
+    """Holds the regularizer off for the warm-up, then anneals its exponent 20 -> 2."""
+
+    def __init__(self, soft: keras.layers.Layer, iterations: int, regularization: float):
         super().__init__()
         self.soft, self.iterations, self.regularization, self.step = soft, iterations, regularization, 0
 
@@ -104,12 +112,12 @@ class _Anneal(keras.callbacks.Callback):
 def reconstruction_loss(layer, inputs: np.ndarray, kernel, reference: np.ndarray) -> float:
     """Mean squared difference of the layer's linear output with `kernel` from
     `reference` (its output with the float kernel), on `inputs`."""
-    return float(np.mean((_numpy(layer.linear(inputs, kernel)) - reference) ** 2))
+    return float(np.mean((numpy_of(layer.linear(inputs, kernel)) - reference) ** 2))
 
 
-def _set_folded_kernel(layer, folded: np.ndarray) -> None:
+def set_folded_kernel(layer, folded: np.ndarray) -> None:
     """Set the layer's kernel so that, BatchNorm folded in, it equals `folded`."""
-    factor = _numpy(layer.scale_kernel(ops.ones(folded.shape), layer.batch_norm_scale()))
+    factor = numpy_of(layer.scale_kernel(ops.ones(folded.shape), layer.batch_norm_scale()))
     layer.kernel.assign(np.divide(folded, factor, out=np.zeros_like(folded), where=factor != 0))
 
 
@@ -126,9 +134,9 @@ def adaround_layer(layer, inputs: np.ndarray, iterations: int = ITERATIONS,
     input element is the unquantized one with probability `drop` while learning: QDrop
     (Wei et al., ICLR 2022), rounding that holds up when the inputs' noise differs."""
     keras.utils.set_random_seed(seed)
-    kernel = _numpy(layer.folded_kernel_and_bias()[0])
+    kernel = numpy_of(layer.folded_kernel_and_bias()[0])
     step, levels = rounding_grid(layer)
-    reference = _numpy(layer.linear(inputs, kernel))
+    reference = numpy_of(layer.linear(inputs, kernel))
     nearest = reconstruction_loss(layer, inputs, layer.quantized_kernel(kernel)[0], reference)
     mixing = unquantized_inputs is not None
     soft = _SoftRounding(layer, kernel, step, levels, drop if mixing else 0.0, seed)
@@ -138,13 +146,13 @@ def adaround_layer(layer, inputs: np.ndarray, iterations: int = ITERATIONS,
     steps = max(1, -(-len(inputs) // batch_size))
     trainer.fit([inputs, unquantized_inputs if mixing else inputs], np.zeros_like(reference),
                 batch_size=batch_size, epochs=max(1, -(-iterations // steps)),
-                callbacks=[_Anneal(soft, iterations, regularization)], verbose=0)
-    up = (_numpy(soft.v) >= 0.0).astype(np.float32)
+                callbacks=[Anneal(soft, iterations, regularization)], verbose=0)
+    up = (numpy_of(soft.v) >= 0.0).astype(np.float32)
     rounded = step * np.clip(np.floor(kernel / step) + up, -levels, levels)
-    _set_folded_kernel(layer, rounded)
+    set_folded_kernel(layer, rounded)
     folded = layer.folded_kernel_and_bias()[0]
     learned = reconstruction_loss(layer, inputs, layer.quantized_kernel(folded)[0], reference)
     if learned > nearest:  # the kernel rounded to nearest: on its grid either way
-        _set_folded_kernel(layer, step * np.clip(np.round(kernel / step), -levels, levels))
+        set_folded_kernel(layer, step * np.clip(np.round(kernel / step), -levels, levels))
         return nearest, nearest
     return nearest, learned

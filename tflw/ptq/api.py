@@ -1,7 +1,7 @@
 """`ptq`: a float model quantized without training, on unlabeled calibration data."""
 
 import warnings
-from typing import Optional
+from typing import Iterator, Optional
 
 import keras
 import numpy as np
@@ -11,13 +11,22 @@ from tflw.export.preflight import check_data
 from tflw.model_kind import is_tf_keras_model
 from tflw.ptq.adaround import ITERATIONS, adaround_layer
 from tflw.ptq.bias_correction import correct_biases, layer_inputs, linear_layers
+from tflw.ptq.brecq import blocks, brecq_block
 from tflw.ptq.equalization import equalize
 from tflw.ptq.ranges import RANGE_METHODS, record_activations, set_range
 from tflw.quantization.api import quantize_model
 from tflw.quantization.concatenate import share_concat_ranges
 
 CALIBRATION_SAMPLES = 1024
-ROUNDINGS = ("nearest", "adaround")
+ROUNDINGS = ("nearest", "adaround", "brecq")
+
+
+def _progress(items: list, shown: bool, unit: str) -> Iterator:
+    bar = keras.utils.Progbar(len(items), unit_name=unit) if shown else None
+    for index, item in enumerate(items):
+        yield item
+        if bar is not None:
+            bar.update(index + 1)
 
 
 def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
@@ -49,8 +58,10 @@ def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
             correction); measure it on yours.
         rounding: "nearest", or "adaround": each layer's rounding up or down learned on
             its inputs in the quantized model, layer after layer (`tflw.ptq.adaround`,
-            `iterations` steps of 32 samples per layer; the usual choice at 4 bits).
-        qdrop: with AdaRound, the probability that each input element is its value before
+            `iterations` steps of 32 samples per layer; the usual choice at 4 bits), or
+            "brecq": the same learned per block (a residual block, a depthwise layer with
+            the next), reconstructing the float model's block output (`tflw.ptq.brecq`).
+        qdrop: with "adaround", the probability that each input element is its value before
             activation quantization while learning (QDrop; 0.5 in its paper; 0 is off).
         bias_correction: shift each layer's bias so that its quantized weights keep the
             mean output per channel (`tflw.ptq.bias_correction`).
@@ -84,14 +95,13 @@ def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
     float_kernels = {layer.name: keras.ops.convert_to_numpy(layer.folded_kernel_and_bias()[0])
                      for layer in linear_layers(qat)}
     if rounding == "adaround":
-        layers = linear_layers(qat)
-        bar = keras.utils.Progbar(len(layers), unit_name="layer") if progress else None
-        for index, layer in enumerate(layers):
+        for layer in _progress(linear_layers(qat), progress, "layer"):
             unquantized = layer_inputs(qat, layer, data, quantized=False) if qdrop else None
             adaround_layer(layer, layer_inputs(qat, layer, data), iterations,
                            unquantized_inputs=unquantized, drop=qdrop)
-            if bar is not None:
-                bar.update(index + 1)
+    elif rounding == "brecq":
+        for block in _progress(blocks(qat), progress, "block"):
+            brecq_block(qat, block, data, float_kernels, iterations)
     if bias_correction:
         _, skipped = correct_biases(qat, data, float_kernels)
         if skipped:

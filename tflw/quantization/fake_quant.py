@@ -25,6 +25,18 @@ ACTIVATION_BITS = (8, 16)
 # next layer's int32 bias, bias / (s_in * s_w), far from overflowing.
 MIN_RANGE = 1e-3
 _RECORDER: ContextVar = ContextVar("tflw_fake_quant_recorder", default=None)
+_FROZEN: ContextVar = ContextVar("tflw_fake_quant_frozen", default=False)
+
+
+@contextmanager
+def frozen_ranges() -> Iterator[None]:
+    """Within it, training-mode calls quantize on the current ranges without moving them
+    (reconstruction after calibration: `tflw.ptq.brecq`)."""
+    token = _FROZEN.set(True)
+    try:
+        yield
+    finally:
+        _FROZEN.reset(token)
 
 
 @contextmanager
@@ -96,7 +108,7 @@ class FakeQuant(keras.layers.Layer):
             return inputs
         if training and self.follows_consumer:
             return inputs
-        if training and self.fixed_range is None:
+        if training and self.fixed_range is None and not _FROZEN.get():
             batch_min, batch_max = global_min_max(ops.min(inputs), ops.max(inputs))
             batch_min = ops.minimum(batch_min, 0.0)
             batch_max = ops.maximum(batch_max, batch_min + MIN_RANGE)

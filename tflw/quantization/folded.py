@@ -19,7 +19,9 @@ References:
     A whitepaper", arXiv:1806.08342, 2018.
 """
 
-from typing import Optional, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator, Optional, Sequence
 
 import keras
 import numpy as np
@@ -33,6 +35,19 @@ from tflw.quantization.low_bit import weight_quantizer
 from tflw.quantization.quantizers import fake_quant_weights, weight_scale
 
 ACTIVATIONS = {"linear": lambda x: x, "relu": ops.relu, "relu6": ops.relu6}
+_KERNELS: ContextVar = ContextVar("tflw_kernel_overrides", default={})
+
+
+@contextmanager
+def kernel_overrides(kernels: dict) -> Iterator[None]:
+    """Within it, each layer named in `kernels` computes with `kernels[name]()` as its
+    quantized kernel (block reconstruction learns soft-rounded kernels through the
+    model's own layers: `tflw.ptq.brecq`)."""
+    token = _KERNELS.set(kernels)
+    try:
+        yield
+    finally:
+        _KERNELS.reset(token)
 
 
 class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
@@ -183,6 +198,9 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         if tracing_for_conversion() and self.per_channel_axis is not None:
             bias = traced_constant(lambda: _not_uniform(self.folded_kernel_and_bias()[1]))
         quantized_kernel, weight_scales = self.quantized_kernel(kernel)
+        override = _KERNELS.get().get(self.name)
+        if override is not None:
+            quantized_kernel = override()
         accumulator = self.linear(inputs, quantized_kernel)
         outputs = ACTIVATIONS[self.activation](accumulator + bias)
         if self.output_quant is None:

@@ -1,0 +1,164 @@
+"""BRECQ: adaptive rounding learned per block, reconstructing a block's output (a residual
+block whole, a depthwise layer with the layer after it) instead of each layer's (Li et
+al., "BRECQ: Pushing the Limit of Post-Training Quantization by Block Reconstruction",
+ICLR 2021).
+
+A layer's rounding errors that the next layer of its block cancels cost nothing; layer
+by layer, AdaRound cannot see that. Here every kernel of a block rounds by its own h(V)
+(`tflw.ptq.adaround`), the block runs through the model's own layers with those soft
+kernels and its activations fake-quantized on their calibrated ranges, and the loss is
+the distance of its output from the float model's block output on float inputs.
+
+```python
+for block in blocks(qat):
+    brecq_block(qat, block, data, float_data)
+```
+"""
+
+from dataclasses import dataclass
+from typing import List, Tuple
+
+import keras
+import numpy as np
+from keras import ops
+
+from tflw.ptq.adaround import (ITERATIONS, REGULARIZATION, Anneal, numpy_of, rectified_sigmoid,
+                               rounding_grid, set_folded_kernel, soft_start)
+from tflw.ptq.bias_correction import LINEAR
+from tflw.ptq.ranges import unquantized_activations
+from tflw.quantization.fake_quant import frozen_ranges
+from tflw.quantization.folded import kernel_overrides
+
+
+@dataclass
+class Block:
+    """A stretch of the model between two tensors every path passes through."""
+
+    inputs: keras.KerasTensor
+    outputs: keras.KerasTensor
+    layers: List[keras.layers.Layer]  # its conv, depthwise and dense layers
+
+    def model(self) -> keras.Model:
+        return keras.Model(self.inputs, self.outputs)
+
+
+def blocks(model: keras.Model) -> List[Block]:
+    """The model cut at every tensor all paths pass through (after a residual add, between
+    two layers of a chain); a stretch of depthwise layers only is joined to the next."""
+    first = model.inputs[0]
+    live = {id(first): len(model.layers[0]._outbound_nodes)}
+    found, start, inside = [], first, []
+    for layer in model.layers[1:]:
+        for tensor in (layer.input if isinstance(layer.input, list) else [layer.input]):
+            live[id(tensor)] -= 1
+            if not live[id(tensor)]:
+                del live[id(tensor)]
+        consumers = len(layer._outbound_nodes)
+        if consumers:
+            live[id(layer.output)] = consumers
+        inside.append(layer)
+        if (not consumers or list(live) == [id(layer.output)]):
+            linear = [l for l in inside if isinstance(l, LINEAR)]
+            if linear and not all(type(l).__name__ == "QuantDepthwiseConv2D" for l in linear):
+                found.append(Block(start, layer.output, linear))
+                start, inside = layer.output, []
+            elif not linear:
+                start, inside = layer.output, []
+    return found
+
+
+class _BlockRounding(keras.layers.Layer):
+    """The block with each kernel soft-rounded, activations quantized on frozen ranges."""
+
+    def __init__(self, block: keras.Model, layers: list, **kwargs):
+        super().__init__(**kwargs)
+        self.block, self.grids, self.vs = block, {}, {}
+        for layer in layers:
+            kernel = numpy_of(layer.folded_kernel_and_bias()[0])
+            step, levels = rounding_grid(layer)
+            self.grids[layer.name] = (ops.convert_to_tensor(np.floor(kernel / step)),
+                                      ops.convert_to_tensor(step), levels)
+            self.vs[layer.name] = self.add_weight(
+                name=f"v_{layer.name}", shape=kernel.shape,
+                initializer=keras.initializers.Constant(soft_start(kernel, step)))
+        self.beta = self.add_weight(name="beta", shape=(), trainable=False,
+                                    initializer=keras.initializers.Constant(20.0))
+        self.weight_of_regularizer = self.add_weight(name="lambda", shape=(), trainable=False,
+                                                     initializer="zeros")
+
+    def soft_kernel(self, name: str):
+        floor, step, levels = self.grids[name]
+        return step * ops.clip(floor + rectified_sigmoid(self.vs[name]), -levels, levels)
+
+    def call(self, inputs):
+        regularizer = 0.0
+        for v in self.vs.values():
+            h = rectified_sigmoid(v)
+            regularizer = regularizer + ops.sum(1.0 - ops.power(ops.abs(2.0 * h - 1.0), self.beta))
+        self.add_loss(self.weight_of_regularizer * regularizer)
+        kernels = {name: (lambda name=name: self.soft_kernel(name)) for name in self.vs}
+        with kernel_overrides(kernels), frozen_ranges():
+            return self.block(inputs, training=True)
+
+
+def _block_outputs(block: keras.Model, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    return np.concatenate([numpy_of(block(inputs[i:i + batch_size]))
+                           for i in range(0, len(inputs), batch_size)])
+
+
+def float_outputs(model: keras.Model, tensor: keras.KerasTensor, data: np.ndarray,
+                  float_kernels: dict, batch_size: int = 256) -> np.ndarray:
+    """`tensor` as the float model computes it over `data`: float kernels, no activation
+    quantization."""
+    probe = keras.Model(model.inputs[0], tensor)
+    kernels = {name: (lambda kernel=kernel: ops.convert_to_tensor(kernel))
+               for name, kernel in float_kernels.items()}
+    with kernel_overrides(kernels), unquantized_activations(model):
+        return np.concatenate([numpy_of(probe(data[i:i + batch_size], training=True))
+                               for i in range(0, len(data), batch_size)])
+
+
+def brecq_block(model: keras.Model, block: Block, data: np.ndarray, float_kernels: dict,
+                iterations: int = ITERATIONS, batch_size: int = 32,
+                regularization: float = REGULARIZATION, learning_rate: float = 1e-3,
+                seed: int = 0) -> Tuple[float, float]:
+    """Round `block`'s kernels to reconstruct its float output, in place; returns the
+    block's output error (mean squared, device arithmetic) with nearest rounding and with
+    the kept rounding (BRECQ's, unless nearest was better)."""
+    keras.utils.set_random_seed(seed)
+    sub = block.model()
+    inputs = (data if block.inputs is model.inputs[0]
+              else _block_outputs(keras.Model(model.inputs[0], block.inputs), data))
+    target = float_outputs(model, block.outputs, data, float_kernels)
+
+    def error() -> float:
+        return float(np.mean((_block_outputs(sub, inputs) - target) ** 2))
+
+    nearest = error()
+    originals = {layer.name: numpy_of(layer.folded_kernel_and_bias()[0]) for layer in block.layers}
+    trainable = [layer.trainable for layer in sub.layers]
+    for layer in sub.layers:
+        layer.trainable = False
+    try:
+        rounding = _BlockRounding(sub, block.layers)
+        x = keras.Input(inputs.shape[1:])
+        trainer = keras.Model(x, rounding(x))
+        trainer.compile(keras.optimizers.Adam(learning_rate), loss="mse")
+        steps = max(1, -(-len(inputs) // batch_size))
+        trainer.fit(inputs, target, batch_size=batch_size, epochs=max(1, -(-iterations // steps)),
+                    callbacks=[Anneal(rounding, iterations, regularization)], verbose=0)
+    finally:
+        for layer, flag in zip(sub.layers, trainable):
+            layer.trainable = flag
+    for layer in block.layers:
+        floor, step, levels = rounding.grids[layer.name]
+        up = (numpy_of(rounding.vs[layer.name]) >= 0.0).astype(np.float32)
+        set_folded_kernel(layer, numpy_of(step) * np.clip(numpy_of(floor) + up, -levels, levels))
+    learned = error()
+    if learned > nearest:
+        for layer in block.layers:
+            _, step, levels = rounding.grids[layer.name]
+            set_folded_kernel(layer, numpy_of(step) * np.clip(
+                np.round(originals[layer.name] / numpy_of(step)), -levels, levels))
+        return nearest, nearest
+    return nearest, learned
