@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 import tflw
@@ -38,3 +39,10 @@ def test_an_unknown_range_method_is_refused_before_any_work(task):
     model, calibration, _ = task
     with pytest.raises(ValueError, match="minmax, percentile, mse"):
         tflw.ptq(model, calibration, ranges="entropy")
+
+
+def test_a_tf_keras_model_is_refused_with_the_way_in():
+    tf_keras = pytest.importorskip("tf_keras")
+    model = tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(2)])
+    with pytest.raises(tflw.errors.UnsupportedModelError, match="representative_data"):
+        tflw.ptq(model, np.zeros((8, 4), np.float32))
