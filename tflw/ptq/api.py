@@ -43,7 +43,8 @@ def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
 
     Args:
         model: a trained float Keras 3 model.
-        calibration_data: typical inputs (a few hundred to 1,024; labels never needed).
+        calibration_data: typical inputs (a few hundred to 1,024, the first 1,024 used;
+            labels never needed).
         weight_bits: 8, or 2 to 7 (uniform levels per channel, LUT-compressed by export;
             the first and last layers stay 8-bit, as in `quantize_model`).
         ranges: "minmax" (what the converter's post-training quantization does),
