@@ -33,7 +33,7 @@ from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
 from tflw.export.lut import DECODE_CODE_BYTES, lut_compress
 from tflw.export.names import without_names
 from tflw.export.platformio import platformio_files
-from tflw.export.preflight import check_data, check_flatbuffer
+from tflw.export.preflight import check_data, check_flatbuffer, check_model
 from tflw.export.verify import VerifyResult, verify
 
 VERIFY_SAMPLES = 200
@@ -301,6 +301,8 @@ def export(
                 dense_report = {"chosen": "per-tensor",
                                 "chosen_by": "the quantization-aware model's Dense layers"}
         else:
+            check_model(model)  # as to_tflite does, before the data: their errors first
+            check_data(representative_data, "representative_data", model)
             choice_inputs = np.asarray(sample_inputs if sample_inputs is not None
                                        else representative_data, np.float32)[:VERIFY_SAMPLES]
             named, dense_report = convert_float_model(model, representative_data,
