@@ -35,8 +35,8 @@ def test_adaround_ends_on_the_grid_and_never_above_nearest_rounding(trained_demo
 
 def test_4_bit_adaround_ptq_is_bit_exact_in_tflite_micro(trained_demo_w8, mnist, tmp_path):
     (x, _), (x_test, _) = mnist
-    quantized = tflw.ptq(trained_demo_w8, x[:256], weight_bits=4, rounding="adaround",
-                         iterations=100)
+    quantized = tflw.ptq(trained_demo_w8, x[:128], weight_bits=4, rounding="adaround",
+                         iterations=50)
     result = tflw.export(quantized, tmp_path / "w4", sample_inputs=x_test[:100],
                          compress="always")
     assert result.verification.max_lsb_difference <= 1.001 and result.report["lut"]["written"]

@@ -24,7 +24,7 @@ def test_brecq_rounds_each_block_on_its_grid_and_never_above_nearest(trained_dem
                      for layer in linear_layers(qat)}
     ratios = []
     for block in blocks(qat):
-        nearest, learned = brecq_block(qat, block, data, float_kernels, iterations=100)
+        nearest, learned = brecq_block(qat, block, data, float_kernels, iterations=60)
         assert learned <= nearest
         ratios.append(learned / nearest)
         for layer in block.layers:

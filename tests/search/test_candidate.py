@@ -12,22 +12,21 @@ LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 @pytest.fixture(scope="module")
 def task(trained_demo_w8, mnist):
     (x, y), (x_val, y_val) = mnist
-    x, y = x[:1000], y[:1000]
+    x, y = x[:600], y[:600]
     model = trained_demo_w8
     return model, (x, y, teacher_logits(model, x)), (x_val[:300], y_val[:300])
 
 
-@pytest.mark.parametrize("rates", [(1e-3, 30.0), (30.0, 1e-3)])
-def test_the_rate_that_does_better_on_held_out_data_is_chosen_in_either_order(task, rates):
+def test_the_rate_that_does_better_on_held_out_data_is_chosen_in_either_order(task):
     model, train, val = task
     config = unchanged(read_space(model))
-    qat, rate = train_candidate(model, config, *train, LOSS, epochs=1, learning_rates=rates,
-                                validation=val)
-    assert rate == 1e-3
+    chosen = [train_candidate(model, config, *train, LOSS, epochs=1, learning_rates=rates,
+                              validation=val) for rates in [(1e-3, 30.0), (30.0, 1e-3)]]
+    assert [rate for _, rate in chosen] == [1e-3, 1e-3]
     alone, _ = train_candidate(model, config, *train, LOSS, epochs=1, learning_rates=(30.0,))
-    chosen = top1(qat.predict(val[0], verbose=0), val[1])
     diverged = top1(alone.predict(val[0], verbose=0), val[1])
-    assert chosen > diverged + 0.2
+    for qat, _ in chosen:
+        assert top1(qat.predict(val[0], verbose=0), val[1]) > diverged + 0.2
 
 
 def test_choosing_a_rate_without_validation_data_is_refused(task):

@@ -8,7 +8,8 @@ from tflw.cli import main
 from tflw.demo import build_demo_model
 from tflw.errors import ModelTooLargeError
 
-SETTINGS = dict(board="nano33ble", epochs=1, candidates=1, seed=0)
+# One fine-tuning rate: choosing among rates is tests/search/test_candidate.py's.
+SETTINGS = dict(board="nano33ble", epochs=1, candidates=1, seed=0, learning_rates=(1e-2,))
 WIDTH = dict(make=lambda width, resolution: build_demo_model(
     width=max(1, round(8 * width)), input_shape=tflw.search.scaled_shape((28, 28, 1), resolution)),
     widths=(0.5, 0.25), float_epochs=1)
@@ -76,7 +77,8 @@ def test_a_lower_resolution_is_tried_where_it_buys_width_and_is_measured_on_resi
                             tmp_path / "int8")
     budget = int(0.8 * reference.arena_bytes)  # width 0.5 at 28x28, or 1.0 at 21x21
     fit = tflw.fit_board(model, train_data=train, validation_data=val, max_arena=budget,
-                         out_dir=tmp_path / "fit", **{**SETTINGS, "candidates": 0}, **WIDTH)
+                         out_dir=tmp_path / "fit", keeps=(1.0, 0.5),
+                         **{**SETTINGS, "candidates": 0}, **WIDTH)
     scaled = {t.name: t for t in fit.trials if t.name.startswith("width-")}
     assert set(scaled) == {"width-0.5", "width-1-res-0.75"}
     trial = scaled["width-1-res-0.75"]
