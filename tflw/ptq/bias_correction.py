@@ -36,9 +36,13 @@ def layer_inputs(model: keras.Model, layer: keras.layers.Layer, data: np.ndarray
     False) with the activations before their quantization."""
     probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, layer.input)
     with nullcontext() if quantized else unquantized_activations(model):
-        return np.concatenate([
-            keras.ops.convert_to_numpy(probe(data[i:i + batch_size], training=not quantized))
-            for i in range(0, len(data), batch_size)])
+        return run_batched(lambda batch: probe(batch, training=not quantized), data, batch_size)
+
+
+def run_batched(function, data: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """`function` over `data` in batches, as one array."""
+    return np.concatenate([keras.ops.convert_to_numpy(function(data[i:i + batch_size]))
+                           for i in range(0, len(data), batch_size)])
 
 
 def output_shift(layer: keras.layers.Layer, inputs: np.ndarray,

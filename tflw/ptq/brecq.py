@@ -24,7 +24,7 @@ from keras import ops
 
 from tflw.ptq.adaround import (ITERATIONS, REGULARIZATION, Anneal, numpy_of, rectified_sigmoid,
                                rounding_grid, set_folded_kernel, soft_start)
-from tflw.ptq.bias_correction import LINEAR
+from tflw.ptq.bias_correction import LINEAR, run_batched
 from tflw.ptq.ranges import unquantized_activations
 from tflw.quantization.fake_quant import frozen_ranges
 from tflw.quantization.folded import kernel_overrides
@@ -101,11 +101,6 @@ class _BlockRounding(keras.layers.Layer):
             return self.block(inputs, training=True)
 
 
-def _block_outputs(block: keras.Model, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    return np.concatenate([numpy_of(block(inputs[i:i + batch_size]))
-                           for i in range(0, len(inputs), batch_size)])
-
-
 def float_outputs(model: keras.Model, tensor: keras.KerasTensor, data: np.ndarray,
                   float_kernels: dict, batch_size: int = 256) -> np.ndarray:
     """`tensor` as the float model computes it over `data`: float kernels, no activation
@@ -114,8 +109,7 @@ def float_outputs(model: keras.Model, tensor: keras.KerasTensor, data: np.ndarra
     kernels = {name: (lambda kernel=kernel: ops.convert_to_tensor(kernel))
                for name, kernel in float_kernels.items()}
     with kernel_overrides(kernels), unquantized_activations(model):
-        return np.concatenate([numpy_of(probe(data[i:i + batch_size], training=True))
-                               for i in range(0, len(data), batch_size)])
+        return run_batched(lambda batch: probe(batch, training=True), data, batch_size)
 
 
 def brecq_block(model: keras.Model, block: Block, data: np.ndarray, float_kernels: dict,
@@ -128,11 +122,11 @@ def brecq_block(model: keras.Model, block: Block, data: np.ndarray, float_kernel
     keras.utils.set_random_seed(seed)
     sub = block.model()
     inputs = (data if block.inputs is model.inputs[0]
-              else _block_outputs(keras.Model(model.inputs[0], block.inputs), data))
+              else run_batched(keras.Model(model.inputs[0], block.inputs), data))
     target = float_outputs(model, block.outputs, data, float_kernels)
 
     def error() -> float:
-        return float(np.mean((_block_outputs(sub, inputs) - target) ** 2))
+        return float(np.mean((run_batched(sub, inputs) - target) ** 2))
 
     nearest = error()
     originals = {layer.name: numpy_of(layer.folded_kernel_and_bias()[0]) for layer in block.layers}
