@@ -28,6 +28,7 @@ from tflw.export.c_names import c_identifier
 from tflw.export.convert import is_quantization_aware, to_tflite
 from tflw.export.dense_granularity import CHOICES as DENSE_CHOICES, convert_float_model, has_dense
 from tflw.model_kind import is_tf_keras_model
+from tflw.export.arena_plan import smaller_arena
 from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size, library_notes
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
 from tflw.export.lut import DECODE_CODE_BYTES, lut_compress
@@ -146,7 +147,7 @@ def _say(progress: bool, message: str) -> None:
 
 
 def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification: VerifyResult,
-                 ship: Callable[[bytes], bytes], compress: str):
+                 ship: Callable[[bytes], bytes], compress: str, minimize_arena: bool):
     """The LUT-compressed twin of the `named` flatbuffer (as `ship` writes it, beside
     `shipped`), or None where `compress` says not to write it, and its report entry (None
     where nothing compresses); it must give the uncompressed model's outputs bit for bit
@@ -161,6 +162,9 @@ def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification:
             "the LUT-compressed model's outputs differ from the int8 model's in TFLite-Micro "
             f"(tensors {[t.name for t in lut.tensors]}); export without low-bit weights and "
             "report this model to tflw.")
+    arena_entry = None
+    if minimize_arena:
+        compressed, run, arena_entry = smaller_arena(compressed, inputs, run)
     saved = len(shipped) - len(compressed)
     # DECODE's own code is flash too: compression pays only when it saves more than that.
     pays = saved > DECODE_CODE_BYTES
@@ -176,6 +180,7 @@ def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification:
         "arena_size": arena_size(run.arena_bytes),
         "tensors": [vars(t) for t in lut.tensors],
         "identical_outputs": True,
+        "arena": arena_entry,
         # Read from their sources: neither Arduino port of TFLite-Micro has DECODE yet.
         "requires": "TFLite-Micro sources from 2025 or later (MicroMutableOpResolver::"
                     "AddDecode()); the Arduino sketch embeds the uncompressed model.tflite",
@@ -231,6 +236,7 @@ def export(
     strip_names: bool = True,
     compress: str = "auto",
     dense: str = "auto",
+    minimize_arena: bool = True,
 ) -> ExportResult:
     """Convert, verify in TFLite-Micro, and write the firmware for `model`.
 
@@ -267,6 +273,10 @@ def export(
             cuts the output error against the float model by 10 %
             (`tflw.export.dense_granularity`); the report's "dense" entry says which and
             why. QAT models carry their own (tflw's Dense layers are per-tensor).
+        minimize_arena: write an offline memory plan into the flatbuffer where
+            TFLite-Micro, measured, then needs a smaller arena (same outputs bit for bit;
+            `tflw.export.memory_plan`); the report's "arena" entry gives both arenas and
+            the lower bound of the model's schedule.
 
     Returns:
         An `ExportResult`.
@@ -314,11 +324,17 @@ def export(
         _say(progress, f"running {len(inputs)} sample(s) in TFLite-Micro and measuring the arena")
         verification = verify(model_bytes, inputs, reference=model if compared else None,
                               progress=progress)
+        arena_report = None
+        if minimize_arena:
+            _say(progress, "planning the arena offline")
+            model_bytes, verification, arena_report = smaller_arena(model_bytes, inputs,
+                                                                    verification)
         if board is not None:
             check_fits(board, len(model_bytes), verification.arena_bytes, info.operators)
         sketch_name = c_identifier(name or model.name)
         _say(progress, "looking for low-bit weights to LUT-compress")
-        compressed, lut = _checked_lut(named, model_bytes, inputs, verification, ship, compress)
+        compressed, lut = _checked_lut(named, model_bytes, inputs, verification,
+                                       ship, compress, minimize_arena)
         if lut is not None and not lut["written"]:
             _say(progress, f"LUT compression would save {lut['flash_saved_bytes']:,} B, less than "
                            f"DECODE's {lut['decode_code_bytes']:,} B of code: no "
@@ -342,6 +358,7 @@ def export(
         report["board"] = None if board is None else _board_report(board, info, verification)
         report["lut"] = lut
         report["dense"] = dense_report
+        report["arena"] = arena_report
         files = {"model.tflite": model_bytes, **arrays, **compressed_arrays,
                  f"arduino/{sketch_name}/{sketch_name}.ino": sketch,
                  "report.json": json.dumps(report, indent=2) + "\n"}

@@ -1,0 +1,91 @@
+import random
+
+import keras
+import numpy as np
+import pytest
+
+import tflw
+from tflw.export.memory_plan import (ActivationBuffer, activation_buffers, check_plan,
+                                     greedy_head, lower_bound, offline_plan, planned_offsets,
+                                     with_offline_plan)
+from tflw.export.tflm import run_tflm
+
+# A chain where largest-first is wrong: it puts the third 32 B buffer at offset 0, which
+# leaves a 16 B gap the fourth one cannot use (112 B), where 80 B suffice.
+CHAIN = [ActivationBuffer(0, 48, 1, 2), ActivationBuffer(1, 32, 2, 3),
+         ActivationBuffer(2, 32, 4, 5), ActivationBuffer(3, 32, 3, 4)]
+
+
+def test_check_plan_names_two_tensors_alive_at_once_that_overlap():
+    with pytest.raises(ValueError, match=r"tensors 0 and 1 are alive at once"):
+        check_plan(CHAIN, {0: 0, 1: 32, 2: 0, 3: 96})
+    with pytest.raises(ValueError, match=r"no offset for tensors \[3\]"):
+        check_plan(CHAIN, {0: 0, 1: 48, 2: 0})
+    check_plan(CHAIN, {0: 0, 1: 48, 2: 48, 3: 0})  # 0 and 2 share memory, never alive together
+
+
+def test_the_offline_plan_reaches_the_bound_where_tflite_micros_greedy_order_does_not():
+    assert greedy_head(CHAIN) == 112
+    plan = offline_plan(CHAIN)
+    assert plan.head_bytes == lower_bound(CHAIN) == 80
+    check_plan(CHAIN, plan.offsets)
+
+
+def test_plans_of_random_lifetimes_never_overlap_and_never_lose_to_the_greedy_order():
+    wins = 0
+    for case in range(200):
+        generator = random.Random(case)
+        buffers = []
+        for tensor in range(generator.randint(2, 12)):
+            first = generator.randint(0, 8)
+            buffers.append(ActivationBuffer(tensor, 16 * generator.randint(1, 8), first,
+                                            first + generator.randint(0, 3)))
+        plan = offline_plan(buffers)
+        check_plan(buffers, plan.offsets)
+        assert max(plan.offsets[b.tensor] + b.bytes for b in buffers) == plan.head_bytes
+        assert lower_bound(buffers) <= plan.head_bytes <= greedy_head(buffers)
+        wins += plan.head_bytes < greedy_head(buffers)
+    assert wins >= 10  # the search is not just the greedy order again
+
+
+def _quantized(model: keras.Model, samples: int = 8):
+    x = np.random.default_rng(0).uniform(0, 1, (samples, *model.input_shape[1:])).astype("float32")
+    return tflw.quantize_model(model, calibration_data=x), x
+
+
+def test_export_keeps_the_offline_plan_where_tflite_micro_measures_a_smaller_arena(tmp_path):
+    keras.utils.set_random_seed(0)
+    qat, x = _quantized(tflw.models.mobilenet_v1(0.25, (32, 32, 3), classes=10))
+    result = tflw.export(qat, tmp_path / "planned", sample_inputs=x)
+    arena = result.report["arena"]
+    assert arena["offline_plan"] is True
+    assert result.arena_bytes == arena["arena_bytes"] < arena["tflm_default_arena_bytes"] - 1_000
+    assert arena["offline_plan_head_bytes"] == arena["lower_bound_head_bytes"]
+    model_bytes = result.tflite_path.read_bytes()
+    check_plan(activation_buffers(model_bytes), planned_offsets(model_bytes))  # independent
+    default = tflw.export(qat, tmp_path / "default", sample_inputs=x, minimize_arena=False)
+    assert default.report["arena"] is None and planned_offsets(
+        default.tflite_path.read_bytes()) is None
+    assert default.arena_bytes == arena["tflm_default_arena_bytes"]
+    assert np.array_equal(result.verification.outputs[0], default.verification.outputs[0])
+    assert result.flatbuffer_bytes - default.flatbuffer_bytes == arena["flash_added_bytes"] < 1_000
+
+
+def test_a_reshape_planned_on_its_inputs_memory_gives_the_same_outputs(tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 4))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Reshape((16, 4, 8))(x)
+    x = keras.layers.Conv2D(8, 3, padding="same")(x)
+    qat, x = _quantized(keras.Model(inputs, keras.layers.Flatten()(x)), 16)
+    model_bytes = tflw.export(qat, tmp_path / "out", sample_inputs=x,
+                              minimize_arena=False).tflite_path.read_bytes()
+    buffers = activation_buffers(model_bytes)
+    aliased = [b for b in buffers if b.alias_of is not None]
+    assert aliased, "the RESHAPE between the convolutions shares its input's memory"
+    plan = offline_plan(buffers)
+    assert all(plan.offsets[b.tensor] == plan.offsets[b.alias_of] for b in aliased)
+    planned = with_offline_plan(model_bytes, plan)
+    inputs_int8 = np.random.default_rng(1).integers(-128, 128, (4, 8, 8, 4)).astype(np.int8)
+    before, after = (run_tflm(m, [inputs_int8], 1).outputs[0] for m in (model_bytes, planned))
+    assert np.std(before) > 0 and np.array_equal(before, after)
