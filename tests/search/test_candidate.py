@@ -17,16 +17,13 @@ def task(trained_demo_w8, mnist):
     return model, (x, y, teacher_logits(model, x)), (x_val[:300], y_val[:300])
 
 
-def test_the_rate_that_does_better_on_held_out_data_is_chosen_in_either_order(task):
+def test_the_rate_that_does_better_on_held_out_data_is_chosen_not_the_first(task):
     model, train, val = task
-    config = unchanged(read_space(model))
-    chosen = [train_candidate(model, config, *train, LOSS, epochs=1, learning_rates=rates,
-                              validation=val) for rates in [(1e-3, 30.0), (30.0, 1e-3)]]
-    assert [rate for _, rate in chosen] == [1e-3, 1e-3]
-    alone, _ = train_candidate(model, config, *train, LOSS, epochs=1, learning_rates=(30.0,))
-    diverged = top1(alone.predict(val[0], verbose=0), val[1])
-    for qat, _ in chosen:
-        assert top1(qat.predict(val[0], verbose=0), val[1]) > diverged + 0.2
+    start = top1(model.predict(val[0], verbose=0), val[1])
+    qat, rate = train_candidate(model, unchanged(read_space(model)), *train, LOSS, epochs=1,
+                                learning_rates=(30.0, 1e-3), validation=val)
+    assert rate == 1e-3  # 30.0 diverges: the first rate listed loses
+    assert top1(qat.predict(val[0], verbose=0), val[1]) > start - 0.05
 
 
 def test_choosing_a_rate_without_validation_data_is_refused(task):

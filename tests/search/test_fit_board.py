@@ -118,8 +118,9 @@ def test_a_quantization_aware_model_is_refused(task, tmp_path):
 
 
 def _two_worker_fit(task, tmp_path, executor):
-    model, train, val = task
-    return tflw.fit_board(model, train_data=train, validation_data=val, max_flash=6000,
+    model, (x, y), val = task
+    return tflw.fit_board(model, train_data=(x[:600], y[:600]), validation_data=val,
+                          max_flash=6000,
                           out_dir=tmp_path / "fit", executor=executor, parallel=2,
                           **{**SETTINGS, "candidates": 2})
 

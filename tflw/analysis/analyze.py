@@ -133,6 +133,7 @@ def analyze(
     zeros = [np.zeros((1, *t.shape[1:]), np.float32) for t in info.inputs]
     run = verify(model_bytes, zeros)
     lut = lut_compress(model_bytes)
+    lut = lut if lut is not None and lut.tensors else None
     lut_run = None if lut is None else verify(lut.model_bytes, zeros)
     ops = info.operators
     return Analysis(

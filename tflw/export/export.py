@@ -152,8 +152,8 @@ def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification:
     `shipped`), or None where `compress` says not to write it, and its report entry (None
     where nothing compresses); it must give the uncompressed model's outputs bit for bit
     in TFLite-Micro."""
-    lut = None if compress == "never" else lut_compress(named)
-    if lut is None:
+    lut = None if compress == "never" else lut_compress(named, within_arena=compress == "auto")
+    if lut is None or not lut.tensors:  # nothing compresses without raising the peak
         return None, None
     compressed = ship(lut.model_bytes)
     run = verify(compressed, inputs)
@@ -178,7 +178,10 @@ def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification:
         "written": written,
         "arena_bytes_measured": run.arena_bytes,
         "arena_size": arena_size(run.arena_bytes),
+        "arena_increase_bytes": run.arena_bytes - verification.arena_bytes,
         "tensors": [vars(t) for t in lut.tensors],
+        # Decoded into the arena before their op runs, these would raise its peak.
+        "kept_int8_for_arena": list(lut.kept_for_arena),
         "identical_outputs": True,
         "arena": arena_entry,
         # Read from their sources: neither Arduino port of TFLite-Micro has DECODE yet.
@@ -264,9 +267,11 @@ def export(
             op's layer. False keeps them, e.g. to look at model.tflite in Netron.
         compress: "auto" writes `model_compressed.tflite` (low-bit weights
             LUT-compressed) only when it saves more flash than TFLite-Micro's DECODE code
-            adds (`DECODE_CODE_BYTES`, measured on a Cortex-M4); "always" writes it
-            whenever weights compress, "never" skips it. The report's "lut" entry says
-            what it saves either way.
+            adds (`DECODE_CODE_BYTES`, measured on a Cortex-M4), and leaves int8 every
+            tensor whose decoded copy (DECODE expands it into the arena before its op
+            runs) would raise the arena's peak; "always" compresses every low-bit tensor
+            and writes it (the report's "arena_increase_bytes" says what that costs in
+            RAM), "never" skips it. The report's "lut" entry says what it saves either way.
         dense: a float model's fully-connected weights, "per-tensor" (one scale per
             layer) or "per-channel" (the converter's default: flash and arena per output
             channel), or "auto": both converted and run, per-channel kept only where it

@@ -21,6 +21,7 @@ from tflite_micro.python.tflite_micro.runtime import convert_bytearray_to_object
 from tflite_micro.tensorflow.lite.micro.compression import compress, spec
 
 from tflw.export.flatbuffer import constant_values
+from tflw.export.memory_plan import ALIGNMENT, activation_buffers, offline_plan
 from tflw.export.zero_points import single_zero_points
 
 # Flash DECODE's code adds to a Cortex-M4 firmware, measured by benchmarks/firmware.py.
@@ -43,6 +44,7 @@ class LutTensor:
 class LutModel:
     model_bytes: bytes
     tensors: tuple
+    kept_for_arena: tuple = ()  # names of low-bit tensors left int8: decoding raises the peak
 
 
 def _weight_tensors(model) -> dict:
@@ -78,23 +80,49 @@ def _plan(model, tensor) -> Optional[LutTensor]:
     return LutTensor(name, bits, axis, int(values.size), lut_bytes)
 
 
-def lut_compress(model_bytes: bytes) -> Optional[LutModel]:
+def _raising_the_peak(model_bytes: bytes, weights: dict) -> dict:
+    """{weight tensor index: decoded bytes} of the weights whose decoded copy would not fit
+    beside the activations alive when their op runs within the int8 model's planned
+    arena head: DECODE expands a tensor into the arena just before its consumer."""
+    buffers = activation_buffers(model_bytes)
+    head = offline_plan(buffers).head_bytes
+    graph = convert_bytearray_to_object(bytearray(model_bytes)).subgraphs[0]
+    raising = {}
+    for scope, op in enumerate(graph.operators, start=1):
+        index = int(op.inputs[1]) if len(op.inputs) > 1 else -1
+        if index in weights:
+            alive = sum(b.bytes for b in buffers
+                        if b.alias_of is None and b.first <= scope <= b.last)
+            decoded = -(-int(np.prod(weights[index].shape)) // ALIGNMENT) * ALIGNMENT
+            if alive + decoded > head:
+                raising[index] = decoded
+    return raising
+
+
+def lut_compress(model_bytes: bytes, within_arena: bool = True) -> Optional[LutModel]:
     """The flatbuffer with every weight tensor of at most 2^k values per channel (k < 8)
-    LUT-compressed at k bits, when that makes it smaller; None otherwise."""
+    LUT-compressed at k bits, when that makes it smaller; None otherwise. With
+    `within_arena`, a tensor whose decoded copy would raise the arena's peak stays int8
+    (listed in `LutModel.kept_for_arena`)."""
     model = convert_bytearray_to_object(bytearray(model_bytes))
-    specs, tensors = [], []
-    for index, tensor in sorted(_weight_tensors(model).items()):
+    weights = _weight_tensors(model)
+    raising = _raising_the_peak(model_bytes, weights) if within_arena else {}
+    specs, tensors, kept = [], [], []
+    for index, tensor in sorted(weights.items()):
         plan = _plan(model, tensor)
         if plan is None:
+            continue
+        if index in raising:
+            kept.append(plan.name)
             continue
         mode = spec.PerTensor() if plan.axis is None else spec.PerChannel(axis=plan.axis)
         specs.append(spec.Tensor(subgraph=0, tensor=index, compression=[
             spec.LookUpTableCompression(index_bitwidth=plan.bits, mode=mode)]))
         tensors.append(plan)
     if not specs:
-        return None
+        return None if not kept else LutModel(model_bytes, (), tuple(kept))
     # TFLite-Micro only, as DECODE is: one zero point per tensor (tflw.export.zero_points)
     compressed = single_zero_points(bytes(compress(model_bytes, specs)))
     if len(compressed) >= len(model_bytes):
         return None
-    return LutModel(compressed, tuple(tensors))
+    return LutModel(compressed, tuple(tensors), tuple(kept))
