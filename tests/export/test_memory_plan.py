@@ -89,3 +89,33 @@ def test_a_reshape_planned_on_its_inputs_memory_gives_the_same_outputs(tmp_path)
     inputs_int8 = np.random.default_rng(1).integers(-128, 128, (4, 8, 8, 4)).astype(np.int8)
     before, after = (run_tflm(m, [inputs_int8], 1).outputs[0] for m in (model_bytes, planned))
     assert np.std(before) > 0 and np.array_equal(before, after)
+
+
+def test_low_bit_tensors_whose_decoded_copy_raises_the_peak_stay_int8_unless_asked(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = tflw.models.mobilenet_v1(0.25, (32, 32, 3), classes=10)
+    x = np.random.default_rng(0).uniform(0, 1, (8, 32, 32, 3)).astype("float32")
+    qat = tflw.quantize_model(model, calibration_data=x, weight_bits=4)
+    auto = tflw.export(qat, tmp_path / "auto", sample_inputs=x).report["lut"]
+    kept, compressed = auto["kept_int8_for_arena"], [t["name"] for t in auto["tensors"]]
+    assert kept and compressed and not set(kept) & set(compressed)
+    assert auto["arena_bytes_measured"] <= 1.05 * (auto["arena_bytes_measured"]
+                                                   - auto["arena_increase_bytes"])
+    every = tflw.export(qat, tmp_path / "every", sample_inputs=x, compress="always").report["lut"]
+    assert not every["kept_int8_for_arena"] and len(every["tensors"]) == len(kept) + len(compressed)
+    assert every["arena_increase_bytes"] > auto["arena_increase_bytes"] + 1_000
+    assert every["flatbuffer_bytes"] < auto["flatbuffer_bytes"]  # flash for RAM, by choice
+
+
+def test_a_model_whose_every_decoded_weight_raises_the_peak_says_so(tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(32, 3, activation="relu")(inputs)
+    x = keras.layers.Conv2D(32, 3, activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
+    x = np.random.default_rng(0).uniform(0, 1, (8, 12, 12, 3)).astype("float32")
+    qat = tflw.quantize_model(model, calibration_data=x, weight_bits=4)
+    result = tflw.export(qat, tmp_path / "out", sample_inputs=x)
+    lut = result.report["lut"]
+    assert lut["tensors"] == [] and len(lut["kept_int8_for_arena"]) == 1  # the 3x3x32x32
+    assert "raise the arena's peak" in lut["why"] and result.compressed_path is None

@@ -153,8 +153,11 @@ def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification:
     where nothing compresses); it must give the uncompressed model's outputs bit for bit
     in TFLite-Micro."""
     lut = None if compress == "never" else lut_compress(named, within_arena=compress == "auto")
-    if lut is None or not lut.tensors:  # nothing compresses without raising the peak
-        return None, None
+    if lut is None or not lut.tensors:
+        return None, None if lut is None else {
+            "written": False, "tensors": [], "kept_int8_for_arena": list(lut.kept_for_arena),
+            "why": "every low-bit tensor's decoded copy would raise the arena's peak "
+                   "(compress='always' compresses them anyway)"}
     compressed = ship(lut.model_bytes)
     run = verify(compressed, inputs)
     if not all(np.array_equal(a, b) for a, b in zip(run.outputs, verification.outputs)):
@@ -340,7 +343,9 @@ def export(
         _say(progress, "looking for low-bit weights to LUT-compress")
         compressed, lut = _checked_lut(named, model_bytes, inputs, verification,
                                        ship, compress, minimize_arena)
-        if lut is not None and not lut["written"]:
+        if lut is not None and not lut["tensors"]:
+            _say(progress, lut["why"])
+        elif lut is not None and not lut["written"]:
             _say(progress, f"LUT compression would save {lut['flash_saved_bytes']:,} B, less than "
                            f"DECODE's {lut['decode_code_bytes']:,} B of code: no "
                            "model_compressed.tflite (--compress always writes it)")

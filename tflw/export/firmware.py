@@ -62,7 +62,7 @@ def resolver_calls(info: FlatbufferInfo) -> list:
 
 def _compressed_note(compressed: Optional[dict], op_count: int) -> str:
     """Comment lines on the LUT-compressed model written beside this one, or nothing."""
-    if compressed is None:
+    if compressed is None or not compressed["tensors"]:
         return ""
     if not compressed["written"]:
         return ("//\n"

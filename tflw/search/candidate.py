@@ -128,7 +128,7 @@ def measure_candidate(qat: keras.Model, out_dir: Path, x: np.ndarray, y: np.ndar
     result = export_candidate(qat, out_dir, x, decode)
     flash, arena, runtime = result.flatbuffer_bytes, result.arena_bytes, "int8"
     lut: Optional[dict] = result.report.get("lut")
-    if decode and lut and lut["flatbuffer_bytes"] + DECODE_CODE_BYTES < flash:
+    if decode and lut and lut["tensors"] and lut["flatbuffer_bytes"] + DECODE_CODE_BYTES < flash:
         flash = lut["flatbuffer_bytes"] + DECODE_CODE_BYTES
         arena, runtime = lut["arena_bytes_measured"], "lut+decode"
     outputs = verify(result.tflite_path, x).outputs[0]
