@@ -68,7 +68,7 @@ def test_export_keeps_the_offline_plan_where_tflite_micro_measures_a_smaller_are
         default.tflite_path.read_bytes()) is None
     assert default.arena_bytes == arena["tflm_default_arena_bytes"]
     assert np.array_equal(result.verification.outputs[0], default.verification.outputs[0])
-    assert result.flatbuffer_bytes - default.flatbuffer_bytes == arena["flash_added_bytes"] < 1_000
+    assert result.flatbuffer_bytes - default.flatbuffer_bytes == arena["flash_added_bytes"] < 2_000
 
 
 def test_a_reshape_planned_on_its_inputs_memory_gives_the_same_outputs(tmp_path):
