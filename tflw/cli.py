@@ -30,10 +30,17 @@ def _export(args) -> None:
     result = export(
         args.model, args.out, representative_data=_load_array(args.data),
         name=args.name, overwrite=args.force, board=args.board, progress=True,
-        compress=args.compress, dense=args.dense,
+        compress=args.compress, dense=args.dense, minimize_arena=not args.default_arena,
     )
     print(f"wrote {result.out_dir}/: {result.flatbuffer_bytes:,} B flatbuffer, "
           f"arena {result.arena_bytes:,} B measured (kTensorArenaSize {result.arena_size:,})")
+    arena = result.report["arena"]
+    if arena is not None and arena["arena_bytes"] < arena["tflm_default_arena_bytes"]:
+        splits = len(arena["channel_splits"])
+        print(f"arena planned offline{f' with {splits} channel split(s)' if splits else ''}: "
+              f"{arena['tflm_default_arena_bytes']:,} B with TFLite-Micro's own plan; "
+              f"activations {arena['offline_plan_head_bytes']:,} B, lower bound "
+              f"{arena['lower_bound_head_bytes']:,} B")
     if result.verification is not None:
         check = result.verification
         print(f"TFLite-Micro vs Keras: argmax agreement {check.argmax_agreement:.2%}, "
@@ -164,6 +171,9 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--dense", choices=("auto", "per-tensor", "per-channel"), default="auto",
                         help="a float model's Dense weights: one scale per layer or per output "
                         "channel; auto = per-channel only where it cuts the error by 10%%")
+    export.add_argument("--default-arena", action="store_true",
+                        help="leave the arena to TFLite-Micro's own planner (no offline plan "
+                        "or channel splits)")
     export.set_defaults(run=_export)
 
     check = commands.add_parser("verify", help="run a .tflite in TFLite-Micro on inputs")

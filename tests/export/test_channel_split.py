@@ -50,3 +50,18 @@ def test_export_splits_the_peak_pair_where_the_measured_arena_drops(expanded, tm
     assert result.arena_bytes < 0.8 * arena["tflm_default_arena_bytes"]
     assert arena["offline_plan_head_bytes"] == arena["lower_bound_head_bytes"]
     assert result.verification.max_lsb_difference <= 1.001  # against the Keras model
+
+
+def test_the_cli_prints_both_arenas_and_can_leave_the_plan_to_tflite_micro(expanded, tmp_path,
+                                                                           capsys):
+    from tflw.cli import main
+
+    qat, x, _ = expanded
+    qat.save(tmp_path / "qat.keras")
+    np.save(tmp_path / "x.npy", x)
+    assert main(["export", str(tmp_path / "qat.keras"), str(tmp_path / "planned"),
+                 "--data", str(tmp_path / "x.npy")]) == 0
+    assert "with 1 channel split(s)" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "qat.keras"), str(tmp_path / "default"),
+                 "--data", str(tmp_path / "x.npy"), "--default-arena"]) == 0
+    assert "planned offline" not in capsys.readouterr().out
