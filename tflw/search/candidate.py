@@ -116,16 +116,18 @@ def top1(outputs: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(outputs, -1) == np.ravel(y)))
 
 
-def export_candidate(qat: keras.Model, out_dir: Path, x: np.ndarray, decode: bool) -> ExportResult:
-    """Export `qat` into `out_dir`, LUT-compressed too where the runtime has DECODE."""
+def export_candidate(qat: keras.Model, out_dir: Path, x: np.ndarray, decode: bool,
+                     minimize_arena: bool = True) -> ExportResult:
+    """Export `qat` into `out_dir`, LUT-compressed too where the runtime has DECODE; the
+    arena planned offline (a few hundred bytes of flash) only with `minimize_arena`."""
     return export(qat, out_dir, sample_inputs=x[:VERIFY_SAMPLES], overwrite=True,
-                  compress="always" if decode else "never")
+                  compress="always" if decode else "never", minimize_arena=minimize_arena)
 
 
 def measure_candidate(qat: keras.Model, out_dir: Path, x: np.ndarray, y: np.ndarray,
-                      decode: bool) -> tuple:
+                      decode: bool, minimize_arena: bool = True) -> tuple:
     """Export `qat` into `out_dir` and measure it; returns (ExportResult, Measured)."""
-    result = export_candidate(qat, out_dir, x, decode)
+    result = export_candidate(qat, out_dir, x, decode, minimize_arena)
     flash, arena, runtime = result.flatbuffer_bytes, result.arena_bytes, "int8"
     lut: Optional[dict] = result.report.get("lut")
     if decode and lut and lut["tensors"] and lut["flatbuffer_bytes"] + DECODE_CODE_BYTES < flash:
@@ -158,6 +160,7 @@ class CandidateJob:
     out_dir: str
     validation: tuple
     decode: bool
+    minimize_arena: bool = True
 
 
 def run_candidate(job: CandidateJob) -> Measured:
@@ -169,7 +172,8 @@ def run_candidate(job: CandidateJob) -> Measured:
     qat, rate = train_candidate(model, job.config, *job.train, job.teacher_logits,
                                 keras.losses.deserialize(job.loss), job.epochs, job.batch_size,
                                 job.learning_rates, job.seed, job.validation)
-    _, measured = measure_candidate(qat, Path(job.out_dir), *job.validation, decode=job.decode)
+    _, measured = measure_candidate(qat, Path(job.out_dir), *job.validation, decode=job.decode,
+                                    minimize_arena=job.minimize_arena)
     measured.learning_rate = rate
     qat.save(Path(job.out_dir) / "qat.keras")
     return measured

@@ -353,11 +353,13 @@ class _Search:
 
 def _reference_trial(model: keras.Model, zero: Problem, train: tuple, val: tuple,
                      out_dir: Path, loss: Callable) -> Trial:
-    """The unchanged model at int8, exported and measured: what calibrates the estimates."""
+    """The unchanged model at int8, exported and measured with TFLite-Micro's own arena plan:
+    what calibrates the estimates."""
     begin = time.perf_counter()
     full = unchanged(zero.space)
     reference, _ = train_candidate(model, full, *train, None, loss, epochs=0)
-    _, measured = measure_candidate(reference, out_dir / "int8", *val, decode=False)
+    _, measured = measure_candidate(reference, out_dir / "int8", *val, decode=False,
+                                    minimize_arena=False)
     reference.save(out_dir / "int8" / "qat.keras")
     return Trial("int8", full, zero.estimate(full), measured, None, time.perf_counter() - begin)
 
@@ -415,14 +417,14 @@ def _run_candidates(search: _Search, problem: Problem, budgets: dict, job: Candi
         search.record()
 
 
-def _chosen(search: _Search, best: Trial, x_val: np.ndarray, decode: bool, budgets: dict,
-            seconds: float) -> FitResult:
+def _chosen(search: _Search, best: Trial, x_val: np.ndarray, decode: bool,
+            minimize_arena: bool, budgets: dict, seconds: float) -> FitResult:
     """`best` exported again here, in this process (it may come from a worker or an earlier
     run; its accuracy is already measured), and the Pareto plot of every trial."""
     folder = search.out_dir / best.name
     qat = keras.saving.load_model(folder / "qat.keras")
     x_best = resize_inputs(x_val, tuple(qat.input_shape[1:]))
-    export_result = export_candidate(qat, folder, x_best, decode)
+    export_result = export_candidate(qat, folder, x_best, decode, minimize_arena)
     qat.save(folder / "qat.keras")  # exporting empties the folder
     pareto_path = search.out_dir / "pareto.png"
     runs = [{"run": t.name, "accuracy": t.measured.accuracy, "flash_bytes": t.measured.flash_bytes,
@@ -557,12 +559,18 @@ def fit_board(
         search.record()
     problem = build_problem(space, search.sensitivity["bits"], search.sensitivity["keep"])
     reference = search.trials[0].measured
+    # An offline arena plan costs flash: candidates get one only where the arena budget binds.
+    lower_arena = reference.arena_bytes > budgets["arena"]
+    if lower_arena:
+        _, reference = measure_candidate(
+            keras.saving.load_model(search.out_dir / "int8" / "qat.keras"),
+            search.out_dir / "int8-planned", *val, decode=False)
     problem.calibrate(reference.flash_bytes, reference.arena_bytes)
 
     # What every candidate shares; workers in other processes load the float model from a file.
     job = CandidateJob(model, unchanged(space), (x_train, y_train), teacher_logits(model, x_train),
                        keras.losses.serialize(loss), epochs, batch_size, tuple(learning_rates),
-                       seed, str(search.out_dir), val, decode)
+                       seed, str(search.out_dir), val, decode, lower_arena)
     if executor is not None:
         job = replace(job, model=str(search.out_dir / "float.keras"))
         model.save(job.model)
@@ -576,4 +584,5 @@ def fit_board(
     if not fitting:
         raise _nothing_fits(problem, budgets, calibrated=True)
     best = max(fitting, key=lambda t: t.measured.accuracy)
-    return _chosen(search, best, val[0], decode, budgets, time.perf_counter() - started)
+    return _chosen(search, best, val[0], decode, lower_arena, budgets,
+                   time.perf_counter() - started)
