@@ -50,6 +50,9 @@ def test_export_splits_the_peak_pair_where_the_measured_arena_drops(expanded, tm
     assert result.arena_bytes < 0.8 * arena["tflm_default_arena_bytes"]
     assert arena["offline_plan_head_bytes"] == arena["lower_bound_head_bytes"]
     assert result.verification.max_lsb_difference <= 1.001  # against the Keras model
+    sketch = result.sketch_path.read_text()
+    assert "offline memory plan" in sketch and "1 channel split(s)" in sketch
+    assert f"would need {arena['tflm_default_arena_bytes']} bytes" in sketch
 
 
 def test_the_cli_prints_both_arenas_and_can_leave_the_plan_to_tflite_micro(expanded, tmp_path,

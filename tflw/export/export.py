@@ -358,7 +358,7 @@ def export(
             info.inputs[0].quantize(inputs[0]),
             info.outputs[0].quantize(verification.outputs[0][0]),
             "the first sample input" if compared else "all zeros (no sample inputs given)",
-            compressed=lut, notes=notes,
+            compressed=lut, notes=notes, arena_plan=arena_report,
         )
         arrays = c_array_files(model_bytes, model_name=sketch_name)
         compressed_arrays = {} if compressed is None else c_array_files(

@@ -127,13 +127,22 @@ def _io_type(dtype: str) -> dict:
     return {"io_type": io_type, "io_field": io_field, "io_min": limits.min, "io_max": limits.max}
 
 
-def arena_comment(arena_bytes: int) -> str:
-    """Where `kTensorArenaSize` comes from, as the text of C++ comment lines."""
+def arena_comment(arena_bytes: int, plan: Optional[dict] = None) -> str:
+    """Where `kTensorArenaSize` comes from, as the text of C++ comment lines; `plan` is
+    export's report["arena"]."""
+    planned = ""
+    if plan is not None and plan["arena_bytes"] < plan["tflm_default_arena_bytes"]:
+        splits = len(plan["channel_splits"])
+        planned = ("\n// The model carries tflw's offline memory plan (TFLite-Micro reads it from "
+                   "the flatbuffer's metadata)\n// "
+                   f"{f'and {splits} channel split(s) of the peak ' if splits else ''}"
+                   f"without which TFLite-Micro would need {plan['tflm_default_arena_bytes']} "
+                   "bytes.")
     return (f"The host (64-bit) TFLite-Micro interpreter needed {arena_bytes} bytes; plus a "
             f"{int(ARENA_MARGIN * 100)} % margin, rounded up\n// to 16. A 32-bit MCU needs less "
             "(4-byte pointers), CMSIS-NN kernels a little scratch more:\n// `tflw firmware check "
             "OUT_DIR --tflm TREE --target cortex-m4 --write-arena` sets this to\n// the arena "
-            "measured there.")
+            f"measured there.{planned}")
 
 
 def with_arena(sketch_text: str, arena_bytes: int, comment: str) -> str:
@@ -158,6 +167,7 @@ def arduino_sketch(
     sample_description: str,
     compressed: Optional[dict] = None,
     notes: Sequence[str] = (),
+    arena_plan: Optional[dict] = None,
 ) -> str:
     """The `.ino` text for a model with flatbuffer facts `info`.
 
@@ -170,6 +180,7 @@ def arduino_sketch(
         sample_description: where the sample came from, for a comment.
         compressed: export's report of a LUT-compressed twin, which the sketch describes.
         notes: `library_notes(info)`, which export also gives as warnings.
+        arena_plan: export's report of the arena plan (`tflw.export.arena_plan`).
     """
     first_input, first_output = info.inputs[0], info.outputs[0]
     output_type, output_field = _c_type(first_output.dtype)
@@ -182,7 +193,7 @@ def arduino_sketch(
         op_list_comment="\n".join(f"//   {op.name} v{op.version}" for op in info.ops),
         library_notes=_library_comment(notes),
         compressed_note=_compressed_note(compressed, len(info.ops)),
-        arena_comment=arena_comment(arena_bytes),
+        arena_comment=arena_comment(arena_bytes, arena_plan),
         arena_size=arena_size(arena_bytes),
         sample_description=sample_description,
         input_length=int(np.prod(first_input.shape)),
