@@ -26,6 +26,10 @@ from tflw.export.flatbuffer_edit import edited
 _OPS = schema_fb.BuiltinOperator
 
 
+def _constant(tensor) -> bool:
+    return tensor is not None and tensor.buffer is not None and len(tensor.buffer.data) > 0
+
+
 def _pairs(graph) -> list:
     """(conv operator, depthwise operator) pairs: the conv's output read by the depthwise
     op alone, right after it, per-channel weights on both, depth multiplier 1."""
@@ -39,8 +43,9 @@ def _pairs(graph) -> list:
         if (readers != [second] or second.inputs[0] is not middle
                 or any(t is middle for t in graph.outputs)
                 or getattr(options, "depthMultiplier", 1) not in (0, 1)
-                or len(first.inputs) < 3 or len(second.inputs) < 3):
-            continue
+                or len(first.inputs) < 3 or len(second.inputs) < 3
+                or not all(_constant(t) for t in (*first.inputs[1:3], *second.inputs[1:3]))):
+            continue  # a DECODE output is a weight tensor without data: not sliced here
         pairs.append((first, second))
     return pairs
 
