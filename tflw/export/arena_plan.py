@@ -14,9 +14,9 @@ import numpy as np
 
 from tflw.errors import ConversionError
 from tflw.export.channel_split import channel_split, split_candidates
-from tflw.export.memory_plan import (activation_buffers, greedy_head, lower_bound,
-                                     offline_plan, with_offline_plan)
-from tflw.export.verify import VerifyResult, verify
+from tflw.export.memory_plan import (activation_buffers, alive_bytes, greedy_head,
+                                     lower_bound, offline_plan, with_offline_plan)
+from tflw.export.verify import VerifyResult, same_outputs, verify
 
 GROUPS = (2, 4, 8)
 MAX_SPLITS = 4
@@ -28,9 +28,7 @@ def _head(model_bytes: bytes) -> int:
 
 def _peak_scopes(model_bytes: bytes) -> set:
     """The allocation scopes at which the most bytes are alive."""
-    buffers = [b for b in activation_buffers(model_bytes) if b.alias_of is None]
-    alive = {s: sum(b.bytes for b in buffers if b.first <= s <= b.last)
-             for s in range(max(b.last for b in buffers) + 1)}
+    alive = alive_bytes(activation_buffers(model_bytes))
     return {s for s, total in alive.items() if total == max(alive.values())}
 
 
@@ -52,7 +50,7 @@ def _best_split(model_bytes: bytes, head: int) -> Optional[tuple]:
 
 def _checked(planned: bytes, inputs: np.ndarray, verification: VerifyResult, what: str):
     run = verify(planned, inputs)
-    if not all(np.array_equal(a, b) for a, b in zip(run.outputs, verification.outputs)):
+    if not same_outputs(run, verification):
         raise ConversionError(
             f"the model with {what} gives other outputs in TFLite-Micro than without; export "
             "with minimize_arena=False and report this model to tflw.")

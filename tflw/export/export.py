@@ -35,7 +35,7 @@ from tflw.export.lut import DECODE_CODE_BYTES, lut_compress
 from tflw.export.names import without_names
 from tflw.export.platformio import platformio_files
 from tflw.export.preflight import check_data, check_flatbuffer, check_model
-from tflw.export.verify import VerifyResult, verify
+from tflw.export.verify import VerifyResult, same_outputs, verify
 
 VERIFY_SAMPLES = 200
 COMPRESS_CHOICES = ("auto", "always", "never")
@@ -160,7 +160,7 @@ def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification:
                    "(compress='always' compresses them anyway)"}
     compressed = ship(lut.model_bytes)
     run = verify(compressed, inputs)
-    if not all(np.array_equal(a, b) for a, b in zip(run.outputs, verification.outputs)):
+    if not same_outputs(run, verification):
         raise ConversionError(
             "the LUT-compressed model's outputs differ from the int8 model's in TFLite-Micro "
             f"(tensors {[t.name for t in lut.tensors]}); export without low-bit weights and "

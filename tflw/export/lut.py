@@ -21,7 +21,7 @@ from tflite_micro.python.tflite_micro.runtime import convert_bytearray_to_object
 from tflite_micro.tensorflow.lite.micro.compression import compress, spec
 
 from tflw.export.flatbuffer import constant_values
-from tflw.export.memory_plan import ALIGNMENT, activation_buffers, offline_plan
+from tflw.export.memory_plan import activation_buffers, aligned, alive_bytes, offline_plan
 from tflw.export.zero_points import single_zero_points
 
 # Flash DECODE's code adds to a Cortex-M4 firmware, measured by benchmarks/firmware.py.
@@ -80,22 +80,19 @@ def _plan(model, tensor) -> Optional[LutTensor]:
     return LutTensor(name, bits, axis, int(values.size), lut_bytes)
 
 
-def _raising_the_peak(model_bytes: bytes, weights: dict) -> dict:
-    """{weight tensor index: decoded bytes} of the weights whose decoded copy would not fit
-    beside the activations alive when their op runs within the int8 model's planned
-    arena head: DECODE expands a tensor into the arena just before its consumer."""
+def _raising_the_peak(model_bytes: bytes, graph, weights: dict) -> set:
+    """Indices of the weights whose decoded copy would not fit beside the activations
+    alive when their op runs within the int8 model's planned arena head: DECODE expands
+    a tensor into the arena just before its consumer."""
     buffers = activation_buffers(model_bytes)
     head = offline_plan(buffers).head_bytes
-    graph = convert_bytearray_to_object(bytearray(model_bytes)).subgraphs[0]
-    raising = {}
+    alive = alive_bytes(buffers)
+    raising = set()
     for scope, op in enumerate(graph.operators, start=1):
         index = int(op.inputs[1]) if len(op.inputs) > 1 else -1
-        if index in weights:
-            alive = sum(b.bytes for b in buffers
-                        if b.alias_of is None and b.first <= scope <= b.last)
-            decoded = -(-int(np.prod(weights[index].shape)) // ALIGNMENT) * ALIGNMENT
-            if alive + decoded > head:
-                raising[index] = decoded
+        if index in weights and alive[scope] + aligned(
+                int(np.prod(weights[index].shape))) > head:
+            raising.add(index)
     return raising
 
 
@@ -106,7 +103,8 @@ def lut_compress(model_bytes: bytes, within_arena: bool = True) -> Optional[LutM
     (listed in `LutModel.kept_for_arena`)."""
     model = convert_bytearray_to_object(bytearray(model_bytes))
     weights = _weight_tensors(model)
-    raising = _raising_the_peak(model_bytes, weights) if within_arena else {}
+    raising = (_raising_the_peak(model_bytes, model.subgraphs[0], weights) if within_arena
+               else set())
     specs, tensors, kept = [], [], []
     for index, tensor in sorted(weights.items()):
         plan = _plan(model, tensor)

@@ -65,7 +65,8 @@ class MemoryPlan:
     aliases: bool = False  # whether RESHAPE outputs share their inputs' memory
 
 
-def _aligned(size: int) -> int:
+def aligned(size: int) -> int:
+    """`size` rounded up to TFLite-Micro's buffer alignment."""
     return -(-size // ALIGNMENT) * ALIGNMENT
 
 
@@ -98,7 +99,7 @@ def activation_buffers(model_bytes: bytes, alias_reshapes: bool = True) -> list:
         elements = int(np.prod(tensor.shape)) if tensor.shape is not None else 1
         size = elements * _TYPE_BYTES[_TYPE_NAMES[tensor.type]]
         if (data is None or len(data) == 0) and not tensor.isVariable and size and index in first:
-            sizes[index] = _aligned(size)
+            sizes[index] = aligned(size)
     buffers = {i: ActivationBuffer(i, sizes[i], first[i], last[i]) for i in sizes}
     if alias_reshapes:
         codes = [get_builtin_code_from_operator_code(c) for c in model.operatorCodes]
@@ -116,12 +117,16 @@ def activation_buffers(model_bytes: bytes, alias_reshapes: bool = True) -> list:
     return [buffers[i] for i in sorted(buffers)]
 
 
+def alive_bytes(buffers: Sequence[ActivationBuffer]) -> dict:
+    """{scope: bytes alive in it}, a RESHAPE sharing its input's memory counted once."""
+    planned = [b for b in buffers if b.alias_of is None]
+    return {s: sum(b.bytes for b in planned if b.first <= s <= b.last)
+            for s in range(max((b.last for b in planned), default=-1) + 1)}
+
+
 def lower_bound(buffers: Sequence[ActivationBuffer]) -> int:
     """The most bytes alive at once: no plan of these lifetimes needs fewer."""
-    planned = [b for b in buffers if b.alias_of is None]
-    scopes = range(max((b.last for b in planned), default=-1) + 1)
-    return max((sum(b.bytes for b in planned if b.first <= s <= b.last) for s in scopes),
-               default=0)
+    return max(alive_bytes(buffers).values(), default=0)
 
 
 def _first_fit(buffers: Sequence[ActivationBuffer]) -> tuple:

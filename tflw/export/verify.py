@@ -54,6 +54,11 @@ class VerifyResult:
         )
 
 
+def same_outputs(a: VerifyResult, b: VerifyResult) -> bool:
+    """Whether two runs gave the same outputs bit for bit."""
+    return all(np.array_equal(x, y) for x, y in zip(a.outputs, b.outputs))
+
+
 def _as_list(inputs) -> list:
     return [np.asarray(x) for x in inputs] if isinstance(inputs, (list, tuple)) else [np.asarray(inputs)]
 
