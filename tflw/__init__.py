@@ -36,23 +36,37 @@ print(check.bit_exact, check.arena_used_bytes, check.flash)  # the sketch built 
 ```
 """
 
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from tflw import boards, errors, firmware, models  # noqa: E402
-from tflw.analysis import Analysis, analyze  # noqa: E402
-from tflw.distillation import Distiller  # noqa: E402
-from tflw.export import ExportResult, VerifyResult, export, read_flatbuffer, verify  # noqa: E402
-from tflw.ptq import ptq  # noqa: E402
-from tflw.pruning import (  # noqa: E402
-    ConstantSparsity,
-    CubicSparsity,
-    PolynomialDecay,
-    UpdatePruningStep,
-    prune_model,
-    strip_pruning,
-)
-from tflw.quantization import calibrate, quantize_model  # noqa: E402
-from tflw.search import FitResult, fit_board  # noqa: E402
+# Where each public name lives. They load on first use, so `import tflw` (and the `tflw`
+# command's --help) does not import TensorFlow.
+_PUBLIC = {
+    "Analysis": "tflw.analysis",
+    "ConstantSparsity": "tflw.pruning",
+    "CubicSparsity": "tflw.pruning",
+    "Distiller": "tflw.distillation",
+    "ExportResult": "tflw.export",
+    "FitResult": "tflw.search",
+    "PolynomialDecay": "tflw.pruning",
+    "UpdatePruningStep": "tflw.pruning",
+    "VerifyResult": "tflw.export",
+    "analyze": "tflw.analysis",
+    "calibrate": "tflw.quantization",
+    "export": "tflw.export",
+    "fit_board": "tflw.search",
+    "prune_model": "tflw.pruning",
+    "ptq": "tflw.ptq",
+    "quantize_model": "tflw.quantization",
+    "read_flatbuffer": "tflw.export",
+    "strip_pruning": "tflw.pruning",
+    "verify": "tflw.export",
+}
+_SUBMODULES = ("boards", "errors", "firmware", "models")
 
 __all__ = [
     "Analysis",
@@ -80,3 +94,47 @@ __all__ = [
     "strip_pruning",
     "verify",
 ]
+
+if TYPE_CHECKING:
+    from tflw import boards, errors, firmware, models
+    from tflw.analysis import Analysis, analyze
+    from tflw.distillation import Distiller
+    from tflw.export import ExportResult, VerifyResult, export, read_flatbuffer, verify
+    from tflw.ptq import ptq
+    from tflw.pruning import (
+        ConstantSparsity,
+        CubicSparsity,
+        PolynomialDecay,
+        UpdatePruningStep,
+        prune_model,
+        strip_pruning,
+    )
+    from tflw.quantization import calibrate, quantize_model
+    from tflw.search import FitResult, fit_board
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"tflw.{name}")
+    else:
+        raise AttributeError(f"module 'tflw' has no attribute '{name}'")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return __all__
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Importing the subpackages tflw.export and tflw.ptq sets tflw.export / tflw.ptq to
+        # them; the public names are the functions they hold.
+        if name in _PUBLIC and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

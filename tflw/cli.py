@@ -1,8 +1,12 @@
 """The `tflw` command: demo, export, verify, report."""
 
 import argparse
+import contextlib
+import logging
+import os
 import sys
-from typing import Optional, Sequence
+import tempfile
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -148,6 +152,8 @@ def parser() -> argparse.ArgumentParser:
         description="Take a Keras model onto a microcontroller: int8 QAT, export to a "
         "fully-integer .tflite checked in TFLite-Micro, C array and Arduino sketch.",
     )
+    main.add_argument("--verbose", action="store_true", help="show TensorFlow's own logging "
+                      "(by default it goes to a temporary file, named if the command fails)")
     commands = main.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="train, quantize, export and verify a CNN on "
@@ -232,10 +238,55 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+@contextlib.contextmanager
+def _native_logs_aside(command: str) -> Iterator[None]:
+    """Writes what native code prints on file descriptor 2 (TensorFlow's and absl's C++
+    logging, the converter's notices) to a temporary file instead of the terminal, and
+    TensorFlow's and absl's Python logging below ERROR nowhere; Python's own stderr (tflw's
+    warnings, tracebacks) stays on the terminal. The file is kept and named when the
+    command fails."""
+    sys.stderr.flush()
+    try:
+        python_on_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a caller already captures sys.stderr
+        python_on_fd2 = False
+    terminal = os.dup(2)
+    log = tempfile.NamedTemporaryFile(prefix=f"tflw-{command}-", suffix=".log", delete=False)
+    os.dup2(log.fileno(), 2)
+    python_stderr = sys.stderr
+    if python_on_fd2:
+        sys.stderr = os.fdopen(terminal, "w", buffering=1)
+    loggers = [logging.getLogger(name) for name in ("absl", "tensorflow")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        sys.stderr.flush()
+        os.dup2(terminal, 2)
+        if python_on_fd2:
+            sys.stderr.close()
+            sys.stderr = python_stderr
+        else:
+            os.close(terminal)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        log.close()
+        if failed:
+            print(f"TensorFlow's own log of this run: {log.name}", file=sys.stderr)
+        else:
+            os.unlink(log.name)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
+    logs = contextlib.nullcontext() if args.verbose else _native_logs_aside(args.command)
     try:
-        args.run(args)
+        with logs:
+            args.run(args)
     except TflwError as error:
         print(f"tflw {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -83,6 +83,10 @@ class SilentActivationWarning(UserWarning):
     signal (QAT may still revive it)."""
 
 
+class LegacyModelFileWarning(UserWarning):
+    """A legacy Keras 2 `.h5` file was loaded with `tf_keras` and goes on as a tf_keras model."""
+
+
 class ArduinoLibraryWarning(UserWarning):
     """The Arduino library the sketch names lacks an op, or runs one of the model's int16
     kernels wrongly: the sketch will not compile or not give the verified outputs there."""

@@ -92,7 +92,7 @@ def _flatbuffer(model, representative_data) -> tuple:
     if isinstance(model, (str, os.PathLike)) and Path(model).suffix == ".tflite":
         return read_model_file(model), f"given flatbuffer {model}"
     from tflw.export.convert import is_quantization_aware, to_tflite
-    from tflw.export.export import load_model
+    from tflw.model_file import load_model
 
     model = load_model(model)
     if is_quantization_aware(model) or representative_data is not None:

@@ -28,6 +28,7 @@ from tflw.export.c_names import c_identifier
 from tflw.export.convert import is_quantization_aware, to_tflite
 from tflw.export.dense_granularity import CHOICES as DENSE_CHOICES, convert_float_model, has_dense
 from tflw.model_kind import is_tf_keras_model
+from tflw.model_file import load_model
 from tflw.export.arena_plan import smaller_arena
 from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size, library_notes
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
@@ -70,26 +71,6 @@ class ExportResult:
     verification: Optional[VerifyResult]
     report: dict
     compressed_path: Optional[Path] = None
-
-
-def load_model(model):
-    """`model` itself, or the Keras model saved at a `.keras` path (`ModelFileError` if not)."""
-    if isinstance(model, (str, os.PathLike)):
-        import keras
-
-        import tflw.quantization  # noqa: F401  (registers tflw's layers for loading)
-
-        path = Path(model)
-        if not path.is_file():
-            raise ModelFileError(f"model file '{path}' does not exist: give a .keras file path.")
-        try:
-            return keras.saving.load_model(path)
-        except Exception as error:  # Keras raises ValueError/OSError/zipfile errors alike
-            raise ModelFileError(
-                f"cannot load '{path}' as a Keras model ({type(error).__name__}: "
-                f"{str(error).splitlines()[0][:200]}). Save it with model.save('model.keras')."
-            ) from error
-    return model
 
 
 def _quantization_kind(model) -> str:

@@ -42,7 +42,8 @@ from tflw.analysis.plots import plot_pareto
 from tflw.distillation.distiller import teacher_logits
 from tflw.errors import ModelTooLargeError, UnsupportedModelError
 from tflw.export.convert import is_quantization_aware
-from tflw.export.export import ExportResult, load_model
+from tflw.export.export import ExportResult
+from tflw.model_file import load_model
 from tflw.export.lut import DECODE_CODE_BYTES
 from tflw.export.preflight import check_data, check_model
 from tflw.search.candidate import (CandidateJob, Measured, export_candidate,
