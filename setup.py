@@ -28,8 +28,11 @@ setup(
     # GPU machine without TensorFlow does
     # nbclient, ipykernel: the notebooks run in the suite; matplotlib: their plots
     # ray: fit_board's candidates on several machines (tflw.search.RayExecutor), tested
+    # mkdocs, mkdocs-material, mkdocstrings: the suite builds the documentation site
     extras_require={"test": ["pytest", "hypothesis", "jax", "torch", "nbclient", "nbformat",
-                             "ipykernel", "matplotlib", "ray"],
+                             "ipykernel", "matplotlib", "ray", "mkdocs", "mkdocs-material",
+                             "mkdocstrings[python]"],
+                    "docs": ["mkdocs", "mkdocs-material", "mkdocstrings[python]"],
                     "plots": ["matplotlib"],
                     "distributed": ["ray"]},
     entry_points={"console_scripts": ["tflw=tflw.cli:main"]},

@@ -78,7 +78,7 @@ def row(name: str, check) -> dict:
 
 
 def markdown_table(rows: list) -> str:
-    """The README's table of these results."""
+    """A markdown table of these results."""
     lines = ["| export | model | target | kernels | bit-identical | max LSB | arena B | "
              "Python arena B | model B | runtime B | kernels B | DECODE B | C library B | "
              "flash B | differences start at |", "|---" * 15 + "|"]
@@ -125,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tflm", help="TFLite-Micro source tree")
     parser.add_argument("--markdown", action="store_true",
-                        help="print the README table of results/<--results>.json and stop")
+                        help="print a markdown table of results/<--results>.json and stop")
     parser.add_argument("--cmsis-nn", help="CMSIS-NN source tree (adds the CMSIS-NN runs)")
     parser.add_argument("--samples", type=int, default=50, help="test digits per run")
     parser.add_argument("--results", default="firmware", help="results/<name>.json")

@@ -15,13 +15,13 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, TYPE_CHECKING, Union
 
 import numpy as np
 
 from tflw import __version__, boards
 from tflw.export.board_fit import check_fits, check_weights_fit
-from tflw.errors import (ArduinoLibraryWarning, ConversionError, ModelFileError,
+from tflw.errors import (ArduinoLibraryWarning, ConversionError,
                          OutputDirectoryError)
 from tflw.export.c_array import COMPRESSED_ARRAY_NAME, c_array_files
 from tflw.export.c_names import c_identifier
@@ -40,6 +40,9 @@ from tflw.export.verify import VerifyResult, same_outputs, verify
 
 VERIFY_SAMPLES = 200
 COMPRESS_CHOICES = ("auto", "always", "never")
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass
@@ -212,7 +215,7 @@ def _staging_folder(out_dir: Path, overwrite: bool) -> Path:
 
 
 def export(
-    model,
+    model: Union["keras.Model", str, os.PathLike],
     out_dir: Union[str, os.PathLike],
     representative_data: Optional[np.ndarray] = None,
     sample_inputs: Optional[np.ndarray] = None,
@@ -271,7 +274,7 @@ def export(
         An `ExportResult`.
 
     Raises:
-        TflwError subclasses, each naming the layer, op or path at fault.
+        TflwError: a subclass, naming the layer, op or path at fault.
 
     Example:
         >>> result = tflw.export(qat, "build/mnist", sample_inputs=x_test[:200])

@@ -9,7 +9,7 @@ print(result.argmax_agreement, result.max_lsb_difference, result.arena_bytes)
 import os
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, TYPE_CHECKING, Union
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from tflw.export.tflm import run_tflm
 # Float noise in the reference (a sum of products in float32) can put a value exactly one
 # LSB away a hair above 1.0; int16 steps are 256 times finer, so the same noise is more LSB.
 LSB_TOLERANCE = {"INT8": 1e-3, "INT16": 1e-2}
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass
@@ -66,7 +69,7 @@ def _as_list(inputs) -> list:
 def verify(
     tflite: Union[bytes, str, os.PathLike],
     inputs: Union[np.ndarray, Sequence[np.ndarray]],
-    reference=None,
+    reference: Optional["keras.Model"] = None,
     progress: bool = False,
 ) -> VerifyResult:
     """Run `tflite` in TFLite-Micro (in a separate process) on float `inputs`.

@@ -93,8 +93,10 @@ class PolynomialDecay(PruningSchedule):
     slow near the target.
 
     Args:
-        initial_sparsity, final_sparsity: fractions in [0, 1).
-        begin_step, end_step: the pruning window (end_step > begin_step).
+        initial_sparsity: fraction in [0, 1) at `begin_step`.
+        final_sparsity: fraction in [0, 1) from `end_step` on.
+        begin_step: first step of the pruning window.
+        end_step: last step of the window (end_step > begin_step).
         power: exponent of the decay.
         frequency: steps between mask updates.
     """

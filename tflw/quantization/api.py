@@ -18,14 +18,14 @@ from tflw.quantization.quantize_model import quantize_keras3
 
 
 def quantize_model(
-    model,
+    model: keras.Model,
     calibration_data: Optional[Union[np.ndarray, Iterable]] = None,
     weight_bits: Optional[int] = None,
     layer_bits: Optional[dict] = None,
     method: str = "lsq",
     activation_bits: int = 8,
     shared_levels: bool = False,
-):
+) -> keras.Model:
     """Return a trainable int8 quantization-aware copy of `model`.
 
     Keras 3 Sequential/Functional models are rewritten with tflw's layers: per-channel

@@ -436,7 +436,7 @@ def _chosen(search: _Search, best: Trial, x_val: np.ndarray, decode: bool,
 
 
 def fit_board(
-    model,
+    model: Union[keras.Model, str, os.PathLike],
     board: Union[str, boards.Board],
     train_data: Tuple[np.ndarray, np.ndarray],
     validation_data: Tuple[np.ndarray, np.ndarray],
@@ -473,7 +473,8 @@ def fit_board(
         decode: the target runtime has TFLite-Micro's DECODE op, so layers may take fewer
             than 8 bits, shipped LUT-compressed (DECODE's code counts as flash). The
             Arduino libraries have no DECODE: leave it False there, and bits stay 8.
-        max_flash, max_arena: tighter budgets than the board's, in bytes.
+        max_flash: a tighter model flash budget than the board's, in bytes.
+        max_arena: a tighter arena budget than the board's, in bytes.
         max_macs: an upper bound on MACs (estimated latency: `board.latency_seconds`).
         bits: weight bit options per layer (with decode); keeps: channel keep ratios per
             channel group (a group: channels tied together by residual adds).
