@@ -17,8 +17,9 @@ training set; rows, each exported and run on the test set in TFLite-Micro:
 Columns: TFLite-Micro top-1, flash (the flatbuffer; at 4 bits the LUT-compressed one plus
 DECODE's code), the output error against the float model (RMS over RMS, on logits), and
 time as ratios: to the converter's conversion in the same process, and to one QAT epoch
-on the full training set. Rows are appended to results/ptq.json as they finish; a rerun
-skips rows present.
+on the full training set, measured in the same run as the row (`models` holds the latest
+run's). Rows are appended to results/ptq.json as they finish; a rerun skips rows present
+unless `--redo` asks to replace them.
 """
 
 import argparse
@@ -102,10 +103,15 @@ def main(argv=None) -> None:
                         choices=["converter", *STEPS])
     parser.add_argument("--iterations", type=int, default=1000, help="AdaRound's, per layer")
     parser.add_argument("--workdir", default="build/ptq")
+    parser.add_argument("--redo", action="store_true",
+                        help="replace the rows of these models, bits and steps (after a change)")
     args = parser.parse_args(argv)
     path = RESULTS / f"{NAME}.json"
     saved = json.loads(path.read_text()) if path.is_file() else {}
     rows, models = saved.get("rows", []), saved.get("models", {})
+    if args.redo:
+        rows = [r for r in rows if not (r["model"] in args.models and r["bits"] in args.bits
+                                        and r["step"] in args.steps)]
     done = {(r["model"], r["bits"], r["step"]) for r in rows}
     command = "python -m benchmarks.ptq " + " ".join(sys.argv[1:] if argv is None else argv)
 
@@ -157,7 +163,8 @@ def main(argv=None) -> None:
                     result = tflw.export(quantized, f"{args.workdir}/{name}/{step}-{bits}",
                                          overwrite=True, sample_inputs=x_test[:200],
                                          compress="always" if bits < 8 else "never")
-                row = {"model": name, "bits": bits, "step": step, "seconds": seconds,
+                row = {"model": name, "bits": bits, "step": step,
+                       "date": time.strftime("%Y-%m-%d"), "seconds": seconds,
                        "vs_converter": seconds / converter_seconds,
                        "vs_qat_epoch": seconds / qat_epoch,
                        **measure(result, x_test, y_test, reference)}

@@ -68,6 +68,7 @@ def test_every_public_name_loads_on_first_use():
               "missing = [n for n in tflw.__all__ if getattr(tflw, n, None) is None]\n"
               "listed = set(tflw._PUBLIC) | set(tflw._SUBMODULES) | {'__version__'}\n"
               "import tflw.export.verify, tflw.ptq.adaround  # subpackages named like functions\n"
+              "assert tflw.analysis.keras_costs and tflw.distillation.teacher_logits\n"
               "print(missing, sorted(listed ^ set(tflw.__all__)), callable(tflw.export), "
               "callable(tflw.ptq))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

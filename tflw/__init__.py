@@ -37,6 +37,7 @@ print(check.bit_exact, check.arena_used_bytes, check.flash)  # the sketch built 
 """
 
 import importlib
+import importlib.util
 import sys
 import types
 from typing import TYPE_CHECKING, Any
@@ -116,8 +117,8 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
         value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"tflw.{name}")
+    elif name in _SUBMODULES or importlib.util.find_spec(f"tflw.{name}") is not None:
+        value = importlib.import_module(f"tflw.{name}")  # e.g. tflw.analysis.keras_costs
     else:
         raise AttributeError(f"module 'tflw' has no attribute '{name}'")
     globals()[name] = value

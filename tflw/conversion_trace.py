@@ -4,6 +4,9 @@ A few tflw layers compute, next to the graph the converter sees, a correction th
 their Keras output bit-exact with a TFLite-Micro kernel (see
 `tflw.quantization.pooling`). That correction is float arithmetic the converter must not
 see, so export traces the model inside `for_conversion()` and the layers leave it out.
+They also leave it out inside `float_rounding()`: statistics over many samples (the layer
+inputs post-training quantization learns from) do not need the device's rare one-LSB
+differences, and the correction costs about ten times the layer's own arithmetic.
 """
 
 import contextlib
@@ -26,6 +29,23 @@ def for_conversion() -> Iterator[None]:
 
 def tracing_for_conversion() -> bool:
     return _TRACING.get()
+
+
+_FLOAT_ROUNDING = contextvars.ContextVar("tflw_float_rounding", default=False)
+
+
+@contextlib.contextmanager
+def float_rounding() -> Iterator[None]:
+    token = _FLOAT_ROUNDING.set(True)
+    try:
+        yield
+    finally:
+        _FLOAT_ROUNDING.reset(token)
+
+
+def without_device_arithmetic() -> bool:
+    """Layers skip their bit-exact correction: tracing for the converter, or float rounding."""
+    return _TRACING.get() or _FLOAT_ROUNDING.get()
 
 
 def traced_constant(compute: Callable[[], Any]):

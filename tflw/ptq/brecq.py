@@ -22,8 +22,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from tflw.ptq.adaround import (ITERATIONS, REGULARIZATION, Anneal, numpy_of, rectified_sigmoid,
-                               rounding_grid, set_folded_kernel, soft_start)
+from tflw.conversion_trace import float_rounding
+from tflw.ptq.adaround import (ITERATIONS, REGULARIZATION, AnnealedRounding, fit_rounding,
+                               numpy_of, rectified_sigmoid, rounding_grid, set_folded_kernel,
+                               soft_start)
 from tflw.ptq.bias_correction import LINEAR, run_batched
 from tflw.ptq.ranges import unquantized_activations
 from tflw.quantization.fake_quant import frozen_ranges
@@ -67,11 +69,12 @@ def blocks(model: keras.Model) -> List[Block]:
     return found
 
 
-class _BlockRounding(keras.layers.Layer):
+class _BlockRounding(AnnealedRounding):
     """The block with each kernel soft-rounded, activations quantized on frozen ranges."""
 
-    def __init__(self, block: keras.Model, layers: list, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, block: keras.Model, layers: list, iterations: int,
+                 regularization: float, **kwargs):
+        super().__init__(iterations, regularization, **kwargs)
         self.block, self.grids, self.vs = block, {}, {}
         for layer in layers:
             kernel = numpy_of(layer.folded_kernel_and_bias()[0])
@@ -81,21 +84,13 @@ class _BlockRounding(keras.layers.Layer):
             self.vs[layer.name] = self.add_weight(
                 name=f"v_{layer.name}", shape=kernel.shape,
                 initializer=keras.initializers.Constant(soft_start(kernel, step)))
-        self.beta = self.add_weight(name="beta", shape=(), trainable=False,
-                                    initializer=keras.initializers.Constant(20.0))
-        self.weight_of_regularizer = self.add_weight(name="lambda", shape=(), trainable=False,
-                                                     initializer="zeros")
 
     def soft_kernel(self, name: str):
         floor, step, levels = self.grids[name]
         return step * ops.clip(floor + rectified_sigmoid(self.vs[name]), -levels, levels)
 
-    def call(self, inputs):
-        regularizer = 0.0
-        for v in self.vs.values():
-            h = rectified_sigmoid(v)
-            regularizer = regularizer + ops.sum(1.0 - ops.power(ops.abs(2.0 * h - 1.0), self.beta))
-        self.add_loss(self.weight_of_regularizer * regularizer)
+    def call(self, inputs, training=None):
+        self.add_regularizer(list(self.vs.values()), training)
         kernels = {name: (lambda name=name: self.soft_kernel(name)) for name in self.vs}
         with kernel_overrides(kernels), frozen_ranges():
             return self.block(inputs, training=True)
@@ -121,8 +116,9 @@ def brecq_block(model: keras.Model, block: Block, data: np.ndarray, float_kernel
     the kept rounding (BRECQ's, unless nearest was better)."""
     keras.utils.set_random_seed(seed)
     sub = block.model()
-    inputs = (data if block.inputs is model.inputs[0]
-              else run_batched(keras.Model(model.inputs[0], block.inputs), data))
+    with float_rounding():  # the device's rare one-LSB differences do not move the fit
+        inputs = (data if block.inputs is model.inputs[0]
+                  else run_batched(keras.Model(model.inputs[0], block.inputs), data))
     target = float_outputs(model, block.outputs, data, float_kernels)
 
     def error() -> float:
@@ -134,13 +130,10 @@ def brecq_block(model: keras.Model, block: Block, data: np.ndarray, float_kernel
     for layer in sub.layers:
         layer.trainable = False
     try:
-        rounding = _BlockRounding(sub, block.layers)
+        rounding = _BlockRounding(sub, block.layers, iterations, regularization)
         x = keras.Input(inputs.shape[1:])
-        trainer = keras.Model(x, rounding(x))
-        trainer.compile(keras.optimizers.Adam(learning_rate), loss="mse")
-        steps = max(1, -(-len(inputs) // batch_size))
-        trainer.fit(inputs, target, batch_size=batch_size, epochs=max(1, -(-iterations // steps)),
-                    callbacks=[Anneal(rounding, iterations, regularization)], verbose=0)
+        fit_rounding(keras.Model(x, rounding(x)), inputs, target, iterations, batch_size,
+                     learning_rate)
     finally:
         for layer, flag in zip(sub.layers, trainable):
             layer.trainable = flag

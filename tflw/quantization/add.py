@@ -17,7 +17,7 @@ y = QuantAdd(activation="relu", name="residual")([quantized_a, quantized_b])
 import keras
 from keras import ops
 
-from tflw.conversion_trace import tracing_for_conversion
+from tflw.conversion_trace import without_device_arithmetic
 from tflw.quantization.fake_quant import FakeQuant, OwnOutputRange
 from tflw.quantization.folded import ACTIVATIONS
 from tflw.quantization.input_link import LinksInputQuantizer
@@ -64,7 +64,7 @@ class QuantAdd(OwnOutputRange, LinksInputQuantizer, keras.layers.Add):
         summed = ACTIVATIONS[self.activation](super().call(inputs))
         outputs = self.output_quant(summed, training=training)
         quantizers = self.linked_input_quantizers()
-        if training or tracing_for_conversion() or len(quantizers) != 2 or None in quantizers:
+        if training or without_device_arithmetic() or len(quantizers) != 2 or None in quantizers:
             return outputs
         exact = tflm_add(*inputs, *quantizers, self.output_quant, self.activation)
         return outputs + ops.stop_gradient(exact - outputs)

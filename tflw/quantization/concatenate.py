@@ -23,7 +23,7 @@ y = QuantConcatenate(axis=-1, name="concat")([conv_output, other_quantized_tenso
 import keras
 from keras import ops
 
-from tflw.conversion_trace import tracing_for_conversion
+from tflw.conversion_trace import without_device_arithmetic
 from tflw.quantization.fake_quant import FakeQuant, OwnOutputRange
 from tflw.quantization.input_link import input_quantizer, unquantized_producer
 from tflw.quantization.integer_arithmetic import requantize, wide
@@ -71,7 +71,7 @@ class QuantConcatenate(OwnOutputRange, keras.layers.Concatenate):
         own = sources.quantizers if sources is not None else [None] * len(inputs)
         parts = [x if q is not None else quant.quantized(x) for x, q in zip(inputs, own)]
         outputs = quant.quantized(super().call(parts))
-        if training or sources is None or tracing_for_conversion():
+        if training or sources is None or without_device_arithmetic():
             return outputs
         exact = [self._on_shared_scale(x, producer, quantizer)
                  for x, producer, quantizer in zip(inputs, sources.producers, sources.quantizers)]

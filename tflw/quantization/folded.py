@@ -27,7 +27,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from tflw.conversion_trace import traced_constant, tracing_for_conversion
+from tflw.conversion_trace import (traced_constant, tracing_for_conversion,
+                                   without_device_arithmetic)
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.input_link import LinksInputQuantizer
 from tflw.quantization.integer_arithmetic import requantize, requantize_reduced, wide
@@ -213,7 +214,7 @@ class _FoldedLinear(LinksInputQuantizer, keras.layers.Layer):
         # low-bit weights takes so few values that a channel moves at once (measured: a
         # W2A2 depthwise channel one level off everywhere after one epoch).
         if (training and self.output_range is None) or input_quant is None or (
-                tracing_for_conversion()):
+                without_device_arithmetic()):
             return outputs
         if self.output_quant.bits == 16:
             accumulator = self.integer_accumulator(inputs, quantized_kernel, input_quant,

@@ -15,7 +15,7 @@ y = QuantHardSwish(name="conv_3_hard_swish")(quantized_conv_output)
 import keras
 from keras import ops
 
-from tflw.conversion_trace import tracing_for_conversion
+from tflw.conversion_trace import without_device_arithmetic
 from tflw.quantization.fake_quant import FakeQuant, OwnOutputRange
 from tflw.quantization.input_link import LinksInputQuantizer
 from tflw.quantization.integer_arithmetic import frexp, round_half_away_from_zero, wide
@@ -101,7 +101,7 @@ class QuantHardSwish(OwnOutputRange, LinksInputQuantizer, keras.layers.Layer):
     def call(self, inputs, training=False):
         outputs = self.output_quant(keras.activations.hard_silu(inputs), training=training)
         quantizer = self.linked_input_quantizer()
-        if training or quantizer is None or tracing_for_conversion():
+        if training or quantizer is None or without_device_arithmetic():
             return outputs
         exact = tflm_hard_swish(inputs, quantizer, self.output_quant)
         return outputs + ops.stop_gradient(exact - outputs)

@@ -16,7 +16,7 @@ y = QuantMultiply(name="se_scale")([quantized_features, quantized_gate])
 import keras
 from keras import ops
 
-from tflw.conversion_trace import tracing_for_conversion
+from tflw.conversion_trace import without_device_arithmetic
 from tflw.quantization.fake_quant import FakeQuant, OwnOutputRange
 from tflw.quantization.input_link import LinksInputQuantizer
 from tflw.quantization.integer_arithmetic import requantize, wide
@@ -49,7 +49,7 @@ class QuantMultiply(OwnOutputRange, LinksInputQuantizer, keras.layers.Multiply):
     def call(self, inputs, training=False):
         outputs = self.output_quant(super().call(inputs), training=training)
         quantizers = self.linked_input_quantizers()
-        if training or tracing_for_conversion() or len(quantizers) != 2 or None in quantizers:
+        if training or without_device_arithmetic() or len(quantizers) != 2 or None in quantizers:
             return outputs
         exact = tflm_mul(*inputs, quantizers[0].scale(), quantizers[1].scale(), self.output_quant)
         return outputs + ops.stop_gradient(exact - outputs)

@@ -26,7 +26,7 @@ import math
 import keras
 from keras import ops
 
-from tflw.conversion_trace import tracing_for_conversion
+from tflw.conversion_trace import without_device_arithmetic
 from tflw.quantization.fake_quant import FakeQuant, OwnOutputRange
 from tflw.quantization.input_link import LinksInputQuantizer
 from tflw.quantization.integer_arithmetic import (
@@ -78,7 +78,7 @@ class QuantGlobalAveragePooling2D(OwnOutputRange, LinksInputQuantizer, keras.lay
     def call(self, inputs, training=False):
         y = self.output_quant(ops.mean(inputs, axis=(1, 2)), training=training)
         input_scale = self.input_scale()
-        if not training and input_scale is not None and not tracing_for_conversion():
+        if not training and input_scale is not None and not without_device_arithmetic():
             count = int(inputs.shape[1]) * int(inputs.shape[2])
             y = y + ops.stop_gradient(tflm_mean(inputs, count, input_scale, self.output_quant) - y)
         return ops.expand_dims(ops.expand_dims(y, 1), 1) if self.keepdims else y
@@ -104,7 +104,7 @@ class QuantAveragePooling2D(LinksInputQuantizer, keras.layers.AveragePooling2D):
     def call(self, inputs, training=False):
         outputs = super().call(inputs)
         quantizer = self.linked_input_quantizer()
-        if training or quantizer is None or self.padding != "valid" or tracing_for_conversion():
+        if training or quantizer is None or self.padding != "valid" or without_device_arithmetic():
             return outputs
         scale, zero_point = quantizer.scale(), quantizer.zero_point()
         count = float(self.pool_size[0] * self.pool_size[1])
