@@ -11,7 +11,7 @@ differences, and the correction costs about ten times the layer's own arithmetic
 
 import contextlib
 import contextvars
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 from keras import ops
 
@@ -19,12 +19,16 @@ _TRACING = contextvars.ContextVar("tflw_tracing_for_conversion", default=False)
 
 
 @contextlib.contextmanager
-def for_conversion() -> Iterator[None]:
-    token = _TRACING.set(True)
+def _raised(flag: contextvars.ContextVar) -> Iterator[None]:
+    token = flag.set(True)
     try:
         yield
     finally:
-        _TRACING.reset(token)
+        flag.reset(token)
+
+
+def for_conversion() -> ContextManager[None]:
+    return _raised(_TRACING)
 
 
 def tracing_for_conversion() -> bool:
@@ -34,13 +38,8 @@ def tracing_for_conversion() -> bool:
 _FLOAT_ROUNDING = contextvars.ContextVar("tflw_float_rounding", default=False)
 
 
-@contextlib.contextmanager
-def float_rounding() -> Iterator[None]:
-    token = _FLOAT_ROUNDING.set(True)
-    try:
-        yield
-    finally:
-        _FLOAT_ROUNDING.reset(token)
+def float_rounding() -> ContextManager[None]:
+    return _raised(_FLOAT_ROUNDING)
 
 
 def without_device_arithmetic() -> bool:
