@@ -96,6 +96,10 @@ def test_the_sketch_on_a_cortex_m4_is_bit_exact_and_its_flash_is_counted(exporte
     assert check.arena_parts["planned"] == host.arena_parts["planned"] > 0
     assert check.arena_parts["persistent"] < host.arena_parts["persistent"]
     assert check.arena_parts["eval tensors"] * 2 == host.arena_parts["eval tensors"]
+    # what export estimated for a 32-bit MCU from the host interpreter's recording
+    estimate = exported.report["arena_32bit"]
+    assert abs(estimate["arena_bytes"] - check.arena_used_bytes) <= 0.01 * check.arena_used_bytes
+    assert estimate["non_persistent_bytes"] == check.arena_parts["planned"]
     # the array (its length constant is folded into the code that reads it)
     assert exported.flatbuffer_bytes <= check.flash["model"] <= exported.flatbuffer_bytes + 4
     assert check.flash["kernels"] > 0 and check.flash["runtime"] > 0 and check.flash["decode"] == 0

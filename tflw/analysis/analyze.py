@@ -45,6 +45,8 @@ class Analysis:
             (low-bit weights); the others stay int8.
         lut_flatbuffer_bytes, lut_arena_bytes: flash and measured arena of the
             LUT-compressed model, None when nothing compresses.
+        arena_32bit: the arena a 32-bit MCU needs with the reference kernels, split into
+            non-persistent and persistent bytes (`tflw.export.arena_32bit`).
     """
 
     ops: tuple
@@ -59,6 +61,7 @@ class Analysis:
     lut_bits: dict = field(default_factory=dict)
     lut_flatbuffer_bytes: Optional[int] = None
     lut_arena_bytes: Optional[int] = None
+    arena_32bit: Optional[dict] = None
 
     @property
     def latency_estimate_seconds(self) -> Optional[float]:
@@ -149,6 +152,7 @@ def analyze(
         lut_bits={} if lut is None else {t.name: t.bits for t in lut.tensors},
         lut_flatbuffer_bytes=None if lut is None else len(lut.model_bytes),
         lut_arena_bytes=None if lut_run is None else lut_run.arena_bytes,
+        arena_32bit=run.arena_32bit,
     )
 
 
@@ -171,7 +175,11 @@ def summary(analysis: Analysis) -> str:
     rule = "-" * len(line(header))
     lines = [line(header), rule, *map(line, rows), rule, line(total), "",
              f"flash (flatbuffer)  {analysis.flatbuffer_bytes:,} B",
-             f"arena (measured)    {analysis.arena_bytes:,} B",
+             f"arena (measured)    {analysis.arena_bytes:,} B on this 64-bit host",
+             *([] if analysis.arena_32bit is None else [
+                 f"arena, 32-bit MCU   {analysis.arena_32bit['arena_bytes']:,} B "
+                 f"({analysis.arena_32bit['non_persistent_bytes']:,} B tensors and scratch, "
+                 f"{analysis.arena_32bit['persistent_bytes']:,} B persistent; reference kernels)"]),
              f"activation ranges   {analysis.calibration}"]
     if analysis.lut_flatbuffer_bytes is not None:
         saved = analysis.flatbuffer_bytes - analysis.lut_flatbuffer_bytes

@@ -343,6 +343,7 @@ def export(
             info.outputs[0].quantize(verification.outputs[0][0]),
             "the first sample input" if compared else "all zeros (no sample inputs given)",
             compressed=lut, notes=notes, arena_plan=arena_report,
+            arena_32bit=verification.arena_32bit,
         )
         arrays = c_array_files(model_bytes, model_name=sketch_name)
         compressed_arrays = {} if compressed is None else c_array_files(
@@ -353,6 +354,7 @@ def export(
         report["lut"] = lut
         report["dense"] = dense_report
         report["arena"] = arena_report
+        report["arena_32bit"] = verification.arena_32bit
         files = {"model.tflite": model_bytes, **arrays, **compressed_arrays,
                  f"arduino/{sketch_name}/{sketch_name}.ino": sketch,
                  "report.json": json.dumps(report, indent=2) + "\n"}

@@ -127,9 +127,10 @@ def _io_type(dtype: str) -> dict:
     return {"io_type": io_type, "io_field": io_field, "io_min": limits.min, "io_max": limits.max}
 
 
-def arena_comment(arena_bytes: int, plan: Optional[dict] = None) -> str:
+def arena_comment(arena_bytes: int, plan: Optional[dict] = None,
+                  arena_32bit: Optional[dict] = None) -> str:
     """Where `kTensorArenaSize` comes from, as the text of C++ comment lines; `plan` is
-    export's report["arena"]."""
+    export's report["arena"], `arena_32bit` its report["arena_32bit"]."""
     planned = ""
     if plan is not None and plan["arena_bytes"] < plan["tflm_default_arena_bytes"]:
         splits = len(plan["channel_splits"])
@@ -138,9 +139,15 @@ def arena_comment(arena_bytes: int, plan: Optional[dict] = None) -> str:
                    f"{f'and {splits} channel split(s) of the peak ' if splits else ''}"
                    f"without which TFLite-Micro would need {plan['tflm_default_arena_bytes']} "
                    "bytes.")
+    mcu = "A 32-bit MCU needs less (4-byte pointers)"
+    if arena_32bit is not None:
+        mcu = (f"A 32-bit MCU needs {arena_32bit['arena_bytes']} with the reference kernels "
+               f"({arena_32bit['non_persistent_bytes']} for tensors\n// and scratch, "
+               f"{arena_32bit['persistent_bytes']} persistent; estimated from the host's "
+               "recording, within 1 % of Cortex-M4 builds)")
     return (f"The host (64-bit) TFLite-Micro interpreter needed {arena_bytes} bytes; plus a "
-            f"{int(ARENA_MARGIN * 100)} % margin, rounded up\n// to 16. A 32-bit MCU needs less "
-            "(4-byte pointers), CMSIS-NN kernels a little scratch more:\n// `tflw firmware check "
+            f"{int(ARENA_MARGIN * 100)} % margin, rounded up\n// to 16. {mcu},\n// "
+            "CMSIS-NN kernels a little scratch more: `tflw firmware check "
             "OUT_DIR --tflm TREE --target cortex-m4 --write-arena` sets this to\n// the arena "
             f"measured there.{planned}")
 
@@ -168,6 +175,7 @@ def arduino_sketch(
     compressed: Optional[dict] = None,
     notes: Sequence[str] = (),
     arena_plan: Optional[dict] = None,
+    arena_32bit: Optional[dict] = None,
 ) -> str:
     """The `.ino` text for a model with flatbuffer facts `info`.
 
@@ -181,6 +189,7 @@ def arduino_sketch(
         compressed: export's report of a LUT-compressed twin, which the sketch describes.
         notes: `library_notes(info)`, which export also gives as warnings.
         arena_plan: export's report of the arena plan (`tflw.export.arena_plan`).
+        arena_32bit: the arena a 32-bit MCU needs (`tflw.export.arena_32bit`).
     """
     first_input, first_output = info.inputs[0], info.outputs[0]
     output_type, output_field = _c_type(first_output.dtype)
@@ -193,7 +202,7 @@ def arduino_sketch(
         op_list_comment="\n".join(f"//   {op.name} v{op.version}" for op in info.ops),
         library_notes=_library_comment(notes),
         compressed_note=_compressed_note(compressed, len(info.ops)),
-        arena_comment=arena_comment(arena_bytes, arena_plan),
+        arena_comment=arena_comment(arena_bytes, arena_plan, arena_32bit),
         arena_size=arena_size(arena_bytes),
         sample_description=sample_description,
         input_length=int(np.prod(first_input.shape)),

@@ -40,6 +40,7 @@ class TflmRun(NamedTuple):
     outputs: list  # one array per model output, sample axis first
     arena_bytes: int  # smallest arena in which AllocateTensors() succeeded
     invoke_seconds: float  # mean wall time of one Invoke() on this host
+    recording: str = ""  # the recording allocator's lines (`tflw.export.arena_32bit`)
 
 
 def run_tflm(
@@ -82,7 +83,10 @@ def run_tflm(
             raise InterpreterError(_explain(returncode, stderr))
         with np.load(reply) as data:
             outputs = [data[f"output_{i}"] for i in range(output_count)]
-            return TflmRun(outputs, int(data["arena_bytes"]), float(data["invoke_seconds"]))
+            recording = "\n".join(line for line in stderr.splitlines()
+                                  if line.startswith("[RecordingMicroAllocator]"))
+            return TflmRun(outputs, int(data["arena_bytes"]), float(data["invoke_seconds"]),
+                           recording)
 
 
 def _run_worker(request: str, reply: str, folder: str, timeout_s: float, progress: bool):

@@ -69,6 +69,7 @@ def run(request: dict) -> dict:
     model = request["model"].tobytes()
     arena = smallest_arena(model)
     interpreter = runtime.Interpreter.from_bytes(model, arena_size=arena)
+    interpreter.print_allocations()  # on stderr: read by tflw.export.arena_32bit
     input_count, output_count = int(request["input_count"]), int(request["output_count"])
     outputs = [[] for _ in range(output_count)]
     invoke_seconds = 0.0

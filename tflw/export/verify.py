@@ -14,6 +14,7 @@ from typing import Optional, Sequence, TYPE_CHECKING, Union
 import numpy as np
 
 from tflw.errors import InputMismatchError, ModelFileError, NonFiniteError
+from tflw.export.arena_32bit import arena_on_32_bit
 from tflw.export.flatbuffer import read_flatbuffer
 from tflw.export.preflight import check_flatbuffer
 from tflw.export.tflm import run_tflm
@@ -38,6 +39,8 @@ class VerifyResult:
         reference_outputs: the reference model's outputs on the same (quantized) inputs.
         argmax_agreement: fraction of samples whose first output has the same argmax.
         max_lsb_difference: largest |TFLM - reference| over all outputs, in output LSBs.
+        arena_32bit: the arena a 32-bit MCU needs with TFLite-Micro's reference kernels,
+            split into non-persistent and persistent bytes (`tflw.export.arena_32bit`).
     """
 
     outputs: list
@@ -48,6 +51,7 @@ class VerifyResult:
     max_lsb_difference: Optional[float] = None
     lsb_differences: list = field(default_factory=list)
     lsb_tolerance: float = LSB_TOLERANCE["INT8"]
+    arena_32bit: Optional[dict] = None
 
     @property
     def parity(self) -> bool:
@@ -114,7 +118,8 @@ def verify(
     run = run_tflm(model_bytes, quantized, output_count=len(info.outputs), progress=progress)
     outputs = [tensor.dequantize(r) for r, tensor in zip(run.outputs, info.outputs)]
     result = VerifyResult(outputs=outputs, arena_bytes=run.arena_bytes,
-                          invoke_seconds=run.invoke_seconds)
+                          invoke_seconds=run.invoke_seconds,
+                          arena_32bit=arena_on_32_bit(run.recording))
     if reference is not None:
         _compare(result, reference, quantized, info)
     return result
