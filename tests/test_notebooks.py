@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # Smaller runs than a reader's, injected after each notebook's "parameters" cell (the
 # papermill convention): the suite checks that every cell runs and asserts, not accuracy.
-TEST_PARAMETERS = {"train_samples": 1500, "copies": 3}
+TEST_PARAMETERS = {"train_samples": 800, "copies": 2}
 
 
 def with_test_parameters(notebook):
