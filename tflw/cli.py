@@ -56,9 +56,9 @@ def _verify(args) -> None:
 
     reference = None
     if args.reference:
-        import keras
+        from tflw.model_file import load_model
 
-        reference = keras.saving.load_model(args.reference)
+        reference = load_model(args.reference)
     result = verify(args.model, _load_array(args.inputs), reference=reference, progress=True)
     print(f"ran {len(result.outputs[0])} samples in TFLite-Micro; arena {result.arena_bytes:,} B")
     if reference is not None:
