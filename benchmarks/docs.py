@@ -95,11 +95,13 @@ def _table(rows: list) -> list:
     return lines
 
 
-def _provenance(stem: str, data: dict, script: str) -> list:
-    """The command and date of the run, from the file (or each model's entry in it)."""
-    runs = [data] if "command" in data or "date" in data else [
-        {"model": name, **entry} for name, entry in data.get("models", {}).items()
-        if isinstance(entry, dict) and ("command" in entry or "date" in entry)]
+def _provenance(data: dict, script: str) -> list:
+    """The command and date of each model's latest run where the file records them per
+    model (a rerun of one model rewrites the file's own command), else the file's."""
+    runs = [{"model": name, **entry} for name, entry in data.get("models", {}).items()
+            if isinstance(entry, dict) and ("command" in entry or "date" in entry)]
+    if not runs and ("command" in data or "date" in data):
+        runs = [data]
     if not runs:
         return [f"Written by `python -m benchmarks.{script}` with the settings below; the file "
                 "predates the benchmarks recording their command and date."]
@@ -120,7 +122,7 @@ def _machine(data: dict) -> str:
 
 def _section(stem: str, page: Page) -> list:
     data = json.loads((RESULTS / f"{stem}.json").read_text())
-    lines = [f"## `{stem}.json`", "", *_provenance(stem, data, page.script), ""]
+    lines = [f"## `{stem}.json`", "", *_provenance(data, page.script), ""]
     if _machine(data):
         lines += [_machine(data), ""]
     settings = {k: v for k, v in data.get("settings", {}).items() if _is_scalar(v)}
