@@ -1,12 +1,15 @@
 """The 32-bit arena export estimates, against Cortex-M4 builds of TFLite-Micro.
 
-    python -m benchmarks.arena_32bit --tflm ~/tflite-micro
+    python -m benchmarks.arena_32bit --tflm ~/tflite-micro --cmsis-nn ~/CMSIS-NN
 
 For each model: export (TFLite-Micro's own memory plan), the arena the host Python
 interpreter measures, the 32-bit estimate from its recording (`tflw.export.arena_32bit`),
 and what `tflw firmware check --target cortex-m4` measures in a Cortex-M4 build of the same
 sources under qemu (reference kernels), split into non-persistent and persistent bytes.
-The estimate's two fitted constants come from these rows; rerun after changing TFLite-Micro.
+With --cmsis-nn, the same sketch is built with CMSIS-NN's kernels too, against the sketch's
+`kTensorArenaSize` for a 32-bit MCU (the estimate + 1 % + the CMSIS-NN margin of
+`tflw.export.cmsis_nn_arena`). The estimate's two fitted constants come from these rows;
+rerun after changing TFLite-Micro.
 """
 
 import argparse
@@ -27,12 +30,17 @@ MODELS = {"demo": build_demo_model, "ds_cnn": tflw.models.ds_cnn,
           "gesture_cnn": tflw.models.gesture_cnn, "resnet8": tflw.models.resnet8}
 COLUMNS = (("model", "model", "{}"), ("host_arena_bytes", "host (Python) B", "{:,}"),
            ("estimate_bytes", "32-bit estimate B", "{:,}"),
-           ("cortex_m4_arena_bytes", "Cortex-M4 B", "{:,}"), ("error_percent", "error %", "{:+.2f}"))
+           ("cortex_m4_arena_bytes", "Cortex-M4 B", "{:,}"), ("error_percent", "error %", "{:+.2f}"),
+           ("cmsis_nn_arena_bytes", "CMSIS-NN B", "{:,}"),
+           ("cmsis_nn_added_bytes", "CMSIS-NN added B", "{:,}"),
+           ("cmsis_nn_margin_bytes", "margin for it B", "{:,}"),
+           ("sketch_arena_size", "kTensorArenaSize", "{:,}"), ("sketch_holds", "holds", "{}"))
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tflm", required=True, help="a TFLite-Micro tree")
+    parser.add_argument("--cmsis-nn", type=Path, help="a CMSIS-NN tree: build with its kernels too")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     args = parser.parse_args(argv)
     rows = []
@@ -47,6 +55,10 @@ def main(argv=None) -> None:
             check = tflw.firmware.check_firmware(Path(folder) / name, args.tflm,
                                                  target="cortex-m4", samples=2)
             estimate = result.report["arena_32bit"]
+            cmsis = None if args.cmsis_nn is None else tflw.firmware.check_firmware(
+                Path(folder) / name, args.tflm, cmsis_nn=args.cmsis_nn, target="cortex-m4",
+                samples=2)
+            builds = [check.arena_used_bytes] + ([] if cmsis is None else [cmsis.arena_used_bytes])
             rows.append({
                 "model": name, "host_arena_bytes": result.arena_bytes,
                 "estimate_bytes": estimate["arena_bytes"],
@@ -54,6 +66,12 @@ def main(argv=None) -> None:
                 "cortex_m4_arena_bytes": check.arena_used_bytes,
                 "cortex_m4_non_persistent_bytes": check.arena_parts["planned"],
                 "error_percent": 100 * (estimate["arena_bytes"] / check.arena_used_bytes - 1),
+                "cmsis_nn_arena_bytes": None if cmsis is None else cmsis.arena_used_bytes,
+                "cmsis_nn_added_bytes": None if cmsis is None else (
+                    cmsis.arena_used_bytes - check.arena_used_bytes),
+                "cmsis_nn_margin_bytes": result.report["cmsis_nn_arena"]["margin_bytes"],
+                "sketch_arena_size": result.arena_size,
+                "sketch_holds": all(used <= result.arena_size for used in builds),
             })
             print(format_table(rows[-1:], COLUMNS), flush=True)
     (RESULTS / "arena_32bit.json").write_text(json.dumps({

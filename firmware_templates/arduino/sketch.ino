@@ -21,8 +21,8 @@ ${library_notes}${compressed_note}#if __has_include(<Chirale_TensorFlowLite.h>)
 
 namespace {
 
-// ${arena_comment}
-constexpr int kTensorArenaSize = ${arena_size};
+${arena_comment}
+${arena_line}
 alignas(16) uint8_t tensor_arena[kTensorArenaSize];
 
 // One example input, ${sample_description}, already quantized as the model takes it

@@ -14,7 +14,7 @@ from tflw.errors import (
     OutputDirectoryError,
     UncalibratedModelError,
 )
-from tflw.export.firmware import RESOLVER_METHODS
+from tflw.export.firmware import RESOLVER_METHODS, sketch_arena_sizes
 from tflw.export.names import without_names
 from tflite_micro.tensorflow.lite.micro.compression import model_editor
 
@@ -32,7 +32,11 @@ def test_export_writes_a_fully_integer_verified_model(exported):
     assert report["inputs"][0]["dtype"] == "INT8" and report["outputs"][0]["dtype"] == "INT8"
     assert report["flatbuffer_bytes"] == result.tflite_path.stat().st_size
     assert report["verification"]["max_lsb_difference"] <= 1.001
-    assert result.arena_size >= result.arena_bytes > 0
+    estimate = report["arena_32bit"]["arena_bytes"]  # 32-bit pointers: below the host's
+    assert estimate < result.arena_bytes
+    assert result.arena_size == report["arena_size"] >= estimate * 1.01 + report[
+        "cmsis_nn_arena"]["margin_bytes"]
+    assert report["arena_size_host"] >= result.arena_bytes
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
@@ -50,7 +54,8 @@ def test_sketch_resolver_lists_exactly_the_flatbuffer_ops(exported, tmp_path):
     expected = [RESOLVER_METHODS[op.name] for op in result.info.ops]
     assert sorted(added) == sorted(expected)
     assert f"MicroMutableOpResolver<{len(expected)}>" in sketch
-    assert f"kTensorArenaSize = {result.arena_size};" in sketch
+    assert sketch_arena_sizes(sketch) == {"mcu": result.arena_size,
+                                          "host": result.report["arena_size_host"]}
     assert result.sketch_path.parent.name == "all_layers"
     assert (result.sketch_path.parent / "model_data.cc").is_file()
     project = result.out_dir / "platformio" / "all_layers"

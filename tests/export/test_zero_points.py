@@ -1,7 +1,6 @@
 """One zero point per per-channel tensor in the LUT-compressed model: smaller, same outputs."""
 
 import keras
-import numpy as np
 import pytest
 import tensorflow as tf
 

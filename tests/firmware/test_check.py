@@ -15,6 +15,7 @@ import tflw
 from tests.conftest import all_layers_model
 from tests.export.sketch_compiler import assert_compiles
 from tflw.errors import FirmwareBuildError, ModelFileError
+from tflw.export.firmware import sketch_arena_sizes
 from tflw.firmware import FirmwareCheck, check_firmware, record_arena
 from tflw.firmware.check import compressed_sketch, sketch_path
 from tflw.firmware.flash_map import flash_by_part, part_of
@@ -81,6 +82,7 @@ def test_the_sketch_built_on_the_host_is_bit_exact_with_the_python_interpreter(e
     check = check_firmware(exported.out_dir, tflm_tree(), inputs=pixels, samples=20)
     assert check.samples == 20 and check.bit_exact and check.max_lsb_difference == 0
     assert 0 < check.arena_used_bytes <= check.python_arena_bytes
+    assert check.arena_used_bytes <= exported.report["arena_size_host"]  # the sketch's, 64-bit
     assert "Output values that differ from host TFLite-Micro: 0 of 10" in check.sketch_output
 
 
@@ -100,9 +102,25 @@ def test_the_sketch_on_a_cortex_m4_is_bit_exact_and_its_flash_is_counted(exporte
     estimate = exported.report["arena_32bit"]
     assert abs(estimate["arena_bytes"] - check.arena_used_bytes) <= 0.01 * check.arena_used_bytes
     assert estimate["non_persistent_bytes"] == check.arena_parts["planned"]
+    assert check.arena_used_bytes <= exported.arena_size  # the sketch's kTensorArenaSize
     # the array (its length constant is folded into the code that reads it)
     assert exported.flatbuffer_bytes <= check.flash["model"] <= exported.flatbuffer_bytes + 4
     assert check.flash["kernels"] > 0 and check.flash["runtime"] > 0 and check.flash["decode"] == 0
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None
+                    or shutil.which("arm-none-eabi-g++") is None
+                    or not os.environ.get("TFLW_CMSIS_NN_DIR"),
+                    reason="needs arm-none-eabi-g++, qemu-system-arm and TFLW_CMSIS_NN_DIR")
+def test_the_sketchs_arena_holds_cmsis_nn_on_a_cortex_m4(exported):
+    check = check_firmware(exported.out_dir, tflm_tree(), target="cortex-m4", samples=2,
+                           cmsis_nn=Path(os.environ["TFLW_CMSIS_NN_DIR"]))
+    assert check.bit_exact
+    reference = exported.report["arena_32bit"]["arena_bytes"]
+    added = exported.report["cmsis_nn_arena"]["margin_bytes"]
+    # what CMSIS-NN added, within what export allowed for it and the estimate's 1 %
+    assert check.arena_used_bytes <= exported.arena_size
+    assert check.arena_used_bytes - reference <= added + 0.01 * reference
 
 
 def test_a_measured_arena_is_written_into_the_sketch_and_the_report(exported, tmp_path):
@@ -113,7 +131,7 @@ def test_a_measured_arena_is_written_into_the_sketch_and_the_report(exported, tm
                              python_arena_bytes=exported.arena_bytes, sketch_output="")
     assert record_arena(out_dir, measured) == 5008
     sketch = sketch_path(out_dir).read_text()
-    assert "constexpr int kTensorArenaSize = 5008;" in sketch
+    assert sketch_arena_sizes(sketch) == {"mcu": 5008, "host": exported.report["arena_size_host"]}
     assert "cortex-m4 with CMSIS-NN kernels used 5001 bytes" in " ".join(
         sketch.replace("//", " ").split())
     assert json.loads((out_dir / "report.json").read_text())["firmware"]["arena_used_bytes"] == 5001
@@ -131,7 +149,8 @@ def test_the_compressed_sketch_follows_the_note_and_compiles(pixels, tmp_path):
     text = compressed_sketch(result.sketch_path.read_text(), result.report["lut"])
     assert f"tflite::MicroMutableOpResolver<{ops + 1}> resolver;" in text
     assert "  resolver.AddDecode();\n" in text and "GetModel(g_model_compressed_data)" in text
-    assert f"kTensorArenaSize = {result.report['lut']['arena_size']};" in text
+    assert sketch_arena_sizes(text) == {"mcu": result.report["lut"]["arena_size"],
+                                        "host": result.report["lut"]["arena_size_host"]}
     folder = tmp_path / "compressed"
     folder.mkdir()
     (folder / "sketch.ino").write_text(text)

@@ -30,7 +30,9 @@ from tflw.export.dense_granularity import CHOICES as DENSE_CHOICES, convert_floa
 from tflw.model_kind import is_tf_keras_model
 from tflw.model_file import load_model
 from tflw.export.arena_plan import smaller_arena
-from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_size, library_notes
+from tflw.export.cmsis_nn_arena import cmsis_nn_margin
+from tflw.export.firmware import (RESOLVER_METHODS, aligned_16, arduino_sketch, arena_sizes,
+                                  library_notes)
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
 from tflw.export.lut import DECODE_CODE_BYTES, lut_compress
 from tflw.export.names import without_names
@@ -55,7 +57,8 @@ class ExportResult:
         sketch_path: the Arduino sketch (`arduino/<name>/<name>.ino`).
         flatbuffer_bytes: flash the model takes.
         arena_bytes: smallest tensor arena measured in the TFLite-Micro interpreter.
-        arena_size: `kTensorArenaSize` in the sketch (measured + margin).
+        arena_size: the sketch's `kTensorArenaSize` on a 32-bit MCU: the 32-bit estimate
+            plus 1 % and what CMSIS-NN's kernels add (the host's is `report["arena_size_host"]`).
         info: ops, I/O quantization and parameter count read from the flatbuffer.
         verification: TFLite-Micro vs Keras on the sample inputs, when there were any.
         report: the content of `report.json`.
@@ -92,14 +95,15 @@ def _sample_inputs(info: FlatbufferInfo, sample_inputs, representative_data) -> 
     return np.zeros((1, *first.shape[1:]), np.float32), False
 
 
-def _report(name, model, info, model_bytes, verification, compared) -> dict:
+def _report(name, model, info, model_bytes, verification, compared, sizes: dict) -> dict:
     return {
         "model": name,
         "tflw_version": __version__,
         "quantization": _quantization_kind(model),
         "flatbuffer_bytes": len(model_bytes),
         "arena_bytes_measured": verification.arena_bytes,
-        "arena_size": arena_size(verification.arena_bytes),
+        "arena_size": sizes["mcu"],
+        "arena_size_host": sizes["host"],
         "parameter_count": info.parameter_count,
         # Zeros save flash only once compressed: TFLite-Micro runs dense kernels.
         "gzip_bytes": len(gzip.compress(model_bytes, mtime=0)),
@@ -164,7 +168,9 @@ def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification:
         "pays": pays,
         "written": written,
         "arena_bytes_measured": run.arena_bytes,
-        "arena_size": arena_size(run.arena_bytes),
+        "arena_size": arena_sizes(run.arena_bytes, run.arena_32bit,
+                                  cmsis_nn_margin(compressed))["mcu"],
+        "arena_size_host": aligned_16(run.arena_bytes),
         "arena_increase_bytes": run.arena_bytes - verification.arena_bytes,
         "tensors": [vars(t) for t in lut.tensors],
         # Decoded into the arena before their op runs, these would raise its peak.
@@ -337,24 +343,27 @@ def export(
         notes = library_notes(info)
         for note in notes:
             warnings.warn(ArduinoLibraryWarning(note), stacklevel=2)
+        cmsis_nn = cmsis_nn_margin(model_bytes)
+        sizes = arena_sizes(verification.arena_bytes, verification.arena_32bit, cmsis_nn)
         sketch = arduino_sketch(
-            info, sketch_name, verification.arena_bytes,
+            info, sketch_name, sizes,
             info.inputs[0].quantize(inputs[0]),
             info.outputs[0].quantize(verification.outputs[0][0]),
             "the first sample input" if compared else "all zeros (no sample inputs given)",
             compressed=lut, notes=notes, arena_plan=arena_report,
-            arena_32bit=verification.arena_32bit,
+            arena_32bit=verification.arena_32bit, cmsis_nn=cmsis_nn,
         )
         arrays = c_array_files(model_bytes, model_name=sketch_name)
         compressed_arrays = {} if compressed is None else c_array_files(
             compressed, model_name=f"{sketch_name} (LUT-compressed)",
             array_name=COMPRESSED_ARRAY_NAME, file_stem="model_compressed_data")
-        report = _report(sketch_name, model, info, model_bytes, verification, compared)
+        report = _report(sketch_name, model, info, model_bytes, verification, compared, sizes)
         report["board"] = None if board is None else _board_report(board, info, verification)
         report["lut"] = lut
         report["dense"] = dense_report
         report["arena"] = arena_report
         report["arena_32bit"] = verification.arena_32bit
+        report["cmsis_nn_arena"] = cmsis_nn
         files = {"model.tflite": model_bytes, **arrays, **compressed_arrays,
                  f"arduino/{sketch_name}/{sketch_name}.ino": sketch,
                  "report.json": json.dumps(report, indent=2) + "\n"}
@@ -376,7 +385,7 @@ def export(
         sketch_path=out_dir / "arduino" / sketch_name / f"{sketch_name}.ino",
         flatbuffer_bytes=len(model_bytes),
         arena_bytes=verification.arena_bytes,
-        arena_size=arena_size(verification.arena_bytes),
+        arena_size=sizes["mcu"],
         info=info,
         verification=verification if compared else None,
         report=report,

@@ -1,7 +1,8 @@
 """The Arduino sketch: resolver, arena and I/O quantization taken from the flatbuffer.
 
 ```python
-text = arduino_sketch(info, name="mnist_cnn", arena_bytes=21504, sample_input=x_q[0],
+text = arduino_sketch(info, name="mnist_cnn", arena={"mcu": 20496, "host": 21504},
+                      sample_input=x_q[0],
                       sample_output=y_q[0], sample_description="a test digit")
 ```
 """
@@ -21,9 +22,11 @@ from tflw.export.c_literals import c_float, c_int_array
 from tflw.export.flatbuffer import FlatbufferInfo
 from tflw.export.templates import render
 
-# Optimized kernels such as CMSIS-NN allocate scratch buffers the host's reference kernels
-# do not: keep a margin over the host's measured arena.
+# Without the host's recording, a 32-bit MCU gets the host's arena plus this margin.
 ARENA_MARGIN = 0.10
+# The 32-bit estimate is within 1 % of every Cortex-M4 build measured, 0.1 % below at most
+# (benchmarks/results/arena_32bit.json): the sketch keeps 1 % above it.
+ESTIMATE_MARGIN = 0.01
 CHIRALE_VERSION = "2.0.0"
 ARDUINO_EXAMPLES_VERSION = "2.4.0-ALPHA"
 VALUES_PER_LINE = 8
@@ -42,8 +45,43 @@ def aligned_16(size: int) -> int:
 
 
 def arena_size(measured_bytes: int) -> int:
-    """`kTensorArenaSize`: the measured arena plus `ARENA_MARGIN`, rounded up to 16."""
+    """The host's measured arena plus `ARENA_MARGIN`, rounded up to 16: the fallback for a
+    32-bit MCU where the host's recording is missing."""
     return aligned_16(int(np.ceil(measured_bytes * (1 + ARENA_MARGIN))))
+
+
+def arena_sizes(host_bytes: int, arena_32bit: Optional[dict] = None,
+                cmsis_nn: Optional[dict] = None) -> dict:
+    """`kTensorArenaSize` for a 32-bit MCU ("mcu") and for a 64-bit host ("host", where
+    `tflw firmware check --target host` runs the same sketch), rounded up to 16.
+
+    The MCU's is the 32-bit estimate (`tflw.export.arena_32bit`) plus `ESTIMATE_MARGIN`
+    plus what CMSIS-NN's kernels add (`tflw.export.cmsis_nn_arena.cmsis_nn_margin`); the
+    host's is what its interpreter measured.
+    """
+    if arena_32bit is None:
+        return {"mcu": arena_size(host_bytes), "host": aligned_16(host_bytes)}
+    extra = 0 if cmsis_nn is None else cmsis_nn["margin_bytes"]
+    estimate = arena_32bit["arena_bytes"]
+    return {"mcu": aligned_16(int(np.ceil(estimate * (1 + ESTIMATE_MARGIN))) + extra),
+            "host": aligned_16(host_bytes)}
+
+
+_ARENA_LINE = re.compile(r"constexpr int kTensorArenaSize = sizeof\(void\*\) > 4 \? (\d+) : (\d+);")
+
+
+def arena_line(mcu: int, host: int) -> str:
+    """The sketch's `kTensorArenaSize` line: a 64-bit host's pointers take more arena."""
+    return f"constexpr int kTensorArenaSize = sizeof(void*) > 4 ? {host} : {mcu};"
+
+
+def sketch_arena_sizes(sketch_text: str) -> dict:
+    """{"mcu", "host"}: the `kTensorArenaSize` of a sketch tflw wrote."""
+    found = _ARENA_LINE.search(sketch_text)
+    if found is None:
+        raise ConversionError("the sketch has no `constexpr int kTensorArenaSize` line tflw "
+                              "wrote: export it again.")
+    return {"host": int(found.group(1)), "mcu": int(found.group(2))}
 
 
 def resolver_calls(info: FlatbufferInfo) -> list:
@@ -127,38 +165,49 @@ def _io_type(dtype: str) -> dict:
     return {"io_type": io_type, "io_field": io_field, "io_min": limits.min, "io_max": limits.max}
 
 
-def arena_comment(arena_bytes: int, plan: Optional[dict] = None,
-                  arena_32bit: Optional[dict] = None) -> str:
-    """Where `kTensorArenaSize` comes from, as the text of C++ comment lines; `plan` is
-    export's report["arena"], `arena_32bit` its report["arena_32bit"]."""
+def arena_comment(sizes: dict, arena_32bit: Optional[dict], cmsis_nn: Optional[dict],
+                  plan: Optional[dict] = None) -> str:
+    """Where `kTensorArenaSize` comes from, as the text of C++ comment lines; `sizes` from
+    `arena_sizes`, `plan` export's report["arena"]."""
     planned = ""
     if plan is not None and plan["arena_bytes"] < plan["tflm_default_arena_bytes"]:
         splits = len(plan["channel_splits"])
-        planned = ("\n// The model carries tflw's offline memory plan (TFLite-Micro reads it from "
-                   "the flatbuffer's metadata)\n// "
-                   f"{f'and {splits} channel split(s) of the peak ' if splits else ''}"
+        planned = (" The model carries tflw's offline memory plan (TFLite-Micro reads it from "
+                   "the flatbuffer's metadata)"
+                   f"{f' and {splits} channel split(s) of the peak' if splits else ''}, "
                    f"without which TFLite-Micro would need {plan['tflm_default_arena_bytes']} "
-                   "bytes.")
-    mcu = "A 32-bit MCU needs less (4-byte pointers)"
-    if arena_32bit is not None:
-        mcu = (f"A 32-bit MCU needs {arena_32bit['arena_bytes']} with the reference kernels "
-               f"({arena_32bit['non_persistent_bytes']} for tensors\n// and scratch, "
-               f"{arena_32bit['persistent_bytes']} persistent; estimated from the host's "
-               "recording, within 1 % of Cortex-M4 builds)")
-    return (f"The host (64-bit) TFLite-Micro interpreter needed {arena_bytes} bytes; plus a "
-            f"{int(ARENA_MARGIN * 100)} % margin, rounded up\n// to 16. {mcu},\n// "
-            "CMSIS-NN kernels a little scratch more: `tflw firmware check "
-            "OUT_DIR --tflm TREE --target cortex-m4 --write-arena` sets this to\n// the arena "
-            f"measured there.{planned}")
+                   "bytes on the host.")
+    if arena_32bit is None:
+        mcu = (f"On a 32-bit MCU: the host's arena plus {int(ARENA_MARGIN * 100)} %, "
+               "rounded up to 16.")
+    else:
+        mcu = (f"On a 32-bit MCU: {arena_32bit['non_persistent_bytes']} bytes of tensors and "
+               f"scratch and {arena_32bit['persistent_bytes']} persistent with the reference "
+               f"kernels (estimated from the host's recording), plus {ESTIMATE_MARGIN:.0%} for "
+               "the estimate")
+        if cmsis_nn is not None and cmsis_nn["margin_bytes"]:
+            scratch = [op for op in cmsis_nn["ops"] if op["scratch_bytes"]]
+            largest = max(scratch, key=lambda op: op["scratch_bytes"], default=None)
+            named = ("" if largest is None else
+                     f"; its largest scratch buffer is {largest['op']} #{largest['index']}'s "
+                     f"{largest['scratch_bytes']} bytes")
+            mcu += (f", plus {cmsis_nn['margin_bytes']} for CMSIS-NN's kernels "
+                    f"({cmsis_nn['scratch_growth_bytes']} of scratch beyond the tensors' "
+                    f"plan, {cmsis_nn['persistent_bytes']} of per-op state{named})")
+        mcu += ", rounded up to 16."
+    return (f"{mcu} On a 64-bit host: the {sizes['host']} bytes its TFLite-Micro interpreter "
+            "measured. Other optimized kernels (ESP-NN on an ESP32) may ask for other "
+            "scratch: `tflw firmware check OUT_DIR --tflm TREE --target cortex-m4 "
+            f"--write-arena` measures a build and writes its arena here.{planned}")
 
 
-def with_arena(sketch_text: str, arena_bytes: int, comment: str) -> str:
-    """`sketch_text` with `kTensorArenaSize` set to `arena_bytes` rounded up to 16 and the
-    comment lines above it replaced by `comment`."""
-    size = aligned_16(arena_bytes)
-    lines = "\n".join(f"// {line}" for line in textwrap.wrap(comment, 88))
-    changed, count = re.subn(r"(?:// [^\n]*\n)+constexpr int kTensorArenaSize = \d+;",
-                             f"{lines}\nconstexpr int kTensorArenaSize = {size};", sketch_text)
+def with_arena(sketch_text: str, sizes: dict, comment: str) -> str:
+    """`sketch_text` with `kTensorArenaSize` set to `sizes` ({"mcu", "host"}, each rounded
+    up to 16) and the comment lines above it replaced by `comment`."""
+    line = arena_line(aligned_16(sizes["mcu"]), aligned_16(sizes["host"]))
+    lines = "\n".join(f"// {text}" for text in textwrap.wrap(comment, 88))
+    changed, count = re.subn(r"(?:// [^\n]*\n)+" + _ARENA_LINE.pattern,
+                             lambda _: f"{lines}\n{line}", sketch_text)
     if count != 1:
         raise ConversionError("the sketch has no `constexpr int kTensorArenaSize` line tflw "
                               "wrote: export it again, then record the arena.")
@@ -168,7 +217,7 @@ def with_arena(sketch_text: str, arena_bytes: int, comment: str) -> str:
 def arduino_sketch(
     info: FlatbufferInfo,
     name: str,
-    arena_bytes: int,
+    arena: dict,
     sample_input: np.ndarray,
     sample_output: np.ndarray,
     sample_description: str,
@@ -176,13 +225,14 @@ def arduino_sketch(
     notes: Sequence[str] = (),
     arena_plan: Optional[dict] = None,
     arena_32bit: Optional[dict] = None,
+    cmsis_nn: Optional[dict] = None,
 ) -> str:
     """The `.ino` text for a model with flatbuffer facts `info`.
 
     Args:
         info: the flatbuffer's facts.
         name: the sketch's name.
-        arena_bytes: the arena measured in the host TFLite-Micro interpreter.
+        arena: `kTensorArenaSize` for a 32-bit MCU and a 64-bit host (`arena_sizes`).
         sample_input: one input sample as the model takes it (int8/int16 codes).
         sample_output: the host interpreter's output codes for it.
         sample_description: where the sample came from, for a comment.
@@ -190,6 +240,7 @@ def arduino_sketch(
         notes: `library_notes(info)`, which export also gives as warnings.
         arena_plan: export's report of the arena plan (`tflw.export.arena_plan`).
         arena_32bit: the arena a 32-bit MCU needs (`tflw.export.arena_32bit`).
+        cmsis_nn: what CMSIS-NN's kernels add (`tflw.export.cmsis_nn_arena`).
     """
     first_input, first_output = info.inputs[0], info.outputs[0]
     output_type, output_field = _c_type(first_output.dtype)
@@ -202,8 +253,9 @@ def arduino_sketch(
         op_list_comment="\n".join(f"//   {op.name} v{op.version}" for op in info.ops),
         library_notes=_library_comment(notes),
         compressed_note=_compressed_note(compressed, len(info.ops)),
-        arena_comment=arena_comment(arena_bytes, arena_plan, arena_32bit),
-        arena_size=arena_size(arena_bytes),
+        arena_comment="\n".join(f"// {line}" for line in textwrap.wrap(
+            arena_comment(arena, arena_32bit, cmsis_nn, arena_plan), 88)),
+        arena_line=arena_line(arena["mcu"], arena["host"]),
         sample_description=sample_description,
         input_length=int(np.prod(first_input.shape)),
         sample_input=c_int_array(sample_input, VALUES_PER_LINE),

@@ -129,10 +129,11 @@ def lower_bound(buffers: Sequence[ActivationBuffer]) -> int:
     return max(alive_bytes(buffers).values(), default=0)
 
 
-def _first_fit(buffers: Sequence[ActivationBuffer]) -> tuple:
+def _first_fit(buffers: Sequence[ActivationBuffer], fixed: Optional[dict] = None) -> tuple:
     """Each buffer in turn at the lowest offset free over its lifetime (TFLite-Micro's
-    rule); returns (offsets, head bytes)."""
-    placed, offsets = [], {}
+    rule), after the `fixed` {buffer: offset} ones; returns (offsets, head bytes)."""
+    fixed = fixed or {}
+    placed, offsets = list(fixed), {b.tensor: offset for b, offset in fixed.items()}
     for buffer in buffers:
         busy = sorted((offsets[p.tensor], offsets[p.tensor] + p.bytes) for p in placed
                       if p.overlaps_in_time(buffer))
@@ -143,7 +144,7 @@ def _first_fit(buffers: Sequence[ActivationBuffer]) -> tuple:
             offset = max(offset, stop)
         offsets[buffer.tensor] = offset
         placed.append(buffer)
-    return offsets, max((offsets[b.tensor] + b.bytes for b in buffers), default=0)
+    return offsets, max((offsets[b.tensor] + b.bytes for b in [*fixed, *buffers]), default=0)
 
 
 def greedy_head(buffers: Sequence[ActivationBuffer]) -> int:
@@ -151,6 +152,17 @@ def greedy_head(buffers: Sequence[ActivationBuffer]) -> int:
     scratch buffers left out): largest first, ties in tensor order."""
     return _first_fit(sorted((b for b in buffers if b.alias_of is None),
                              key=lambda b: -b.bytes))[1]
+
+
+def head_with_scratch(buffers: Sequence[ActivationBuffer], scratch: Sequence[ActivationBuffer],
+                      offsets: Optional[dict] = None) -> int:
+    """The head TFLite-Micro plans when kernels also ask for `scratch` buffers: with the
+    tensors, largest first (ties to the tensors), or, where the model carries an offline
+    plan (`offsets`), first fit around the tensors it placed."""
+    if offsets is None:
+        return greedy_head([*buffers, *scratch])
+    fixed = {b: offsets[b.tensor] for b in buffers if b.tensor in offsets}
+    return _first_fit(sorted(scratch, key=lambda b: -b.bytes), fixed)[1]
 
 
 def offline_plan(buffers: Sequence[ActivationBuffer], restarts: int = 200,

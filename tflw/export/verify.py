@@ -119,7 +119,8 @@ def verify(
     outputs = [tensor.dequantize(r) for r, tensor in zip(run.outputs, info.outputs)]
     result = VerifyResult(outputs=outputs, arena_bytes=run.arena_bytes,
                           invoke_seconds=run.invoke_seconds,
-                          arena_32bit=arena_on_32_bit(run.recording))
+                          arena_32bit=arena_on_32_bit(
+                              run.recording, [op.name for op in info.operators]))
     if reference is not None:
         _compare(result, reference, quantized, info)
     return result

@@ -21,6 +21,7 @@ import numpy as np
 
 from tflw.errors import FirmwareBuildError, InputMismatchError, ModelFileError
 from tflw.export.c_array import ARRAY_NAME, COMPRESSED_ARRAY_NAME
+from tflw.export.firmware import with_arena
 from tflw.export.flatbuffer import read_flatbuffer
 from tflw.export.templates import template_folder
 from tflw.export.tflm import run_tflm
@@ -109,8 +110,9 @@ def compressed_sketch(sketch_text: str, lut: dict) -> str:
     ]
     for old, new in changes:
         sketch_text = sketch_text.replace(old, new)
-    return re.sub(r"kTensorArenaSize = \d+;", f"kTensorArenaSize = {lut['arena_size']};",
-                  sketch_text)
+    sizes = {"mcu": lut["arena_size"], "host": lut["arena_size_host"]}
+    return with_arena(sketch_text, sizes, "The LUT-compressed model's arena, as tflw export "
+                      "measured it (DECODE expands weights into the arena).")
 
 
 def _sketch_for(model: str, sketch: Path, out_dir: Path, report: dict, scratch: Path) -> tuple:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from tflw.errors import FirmwareBuildError
-from tflw.export.firmware import aligned_16, with_arena
+from tflw.export.firmware import aligned_16, sketch_arena_sizes, with_arena
 from tflw.firmware.check import FirmwareCheck, sketch_path
 
 
@@ -24,18 +24,24 @@ def _replace(path: Path, text: str) -> None:
 
 
 def record_arena(out_dir, check: FirmwareCheck) -> int:
-    """Set the sketch's `kTensorArenaSize` to `check`'s measured arena (rounded up to 16)
-    and add the measurement to report.json; returns the new `kTensorArenaSize`."""
+    """Set the sketch's `kTensorArenaSize` for `check`'s word size (a 32-bit MCU, or a
+    64-bit host for target "host") to its measured arena (rounded up to 16) and add the
+    measurement to report.json; returns the new `kTensorArenaSize`."""
     if check.model != "int8":
         raise FirmwareBuildError("record the arena of the sketch's own model (model='int8'); "
                                  "the compressed model's arena is in report.json's \"lut\".")
     out_dir = Path(out_dir)
     sketch = sketch_path(out_dir)
     kernels = "CMSIS-NN" if check.kernels == "cmsis_nn" else "reference"
+    sizes = sketch_arena_sizes(sketch.read_text())
+    word = "host" if check.target == "host" else "mcu"
+    sizes[word] = check.arena_used_bytes
     comment = (f"Measured by tflw firmware check: TFLite-Micro on {check.target} with {kernels} "
                f"kernels used {check.arena_used_bytes} bytes (arena_used_bytes()), rounded up "
-               f"to 16. The host's 64-bit interpreter needed {check.python_arena_bytes}.")
-    sketch_text = with_arena(sketch.read_text(), check.arena_used_bytes, comment)
+               f"to 16, for {'a 64-bit host' if word == 'host' else 'a 32-bit MCU'}; the other "
+               f"word size keeps tflw export's {sizes['mcu' if word == 'host' else 'host']}. "
+               f"The host's Python interpreter needed {check.python_arena_bytes}.")
+    sketch_text = with_arena(sketch.read_text(), sizes, comment)
     report_path = out_dir / "report.json"
     report = json.loads(report_path.read_text())
     report["firmware"] = check.as_dict()
