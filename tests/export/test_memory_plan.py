@@ -127,3 +127,23 @@ def test_a_model_whose_every_decoded_weight_raises_the_peak_says_so(tmp_path):
     lut = result.report["lut"]
     assert lut["tensors"] == [] and len(lut["kept_int8_for_arena"]) == 1  # the 3x3x32x32
     assert "raise the arena's peak" in lut["why"] and result.compressed_path is None
+
+
+def test_decodes_state_never_raises_a_small_models_arena_by_more_than_five_percent(tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    x = inputs
+    for _ in range(3):  # two 16x3x3x16 kernels to compress: small, each with DECODE's state
+        x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
+    x = np.random.default_rng(0).uniform(0, 1, (8, 8, 8, 1)).astype("float32")
+    qat = tflw.quantize_model(model, calibration_data=x, weight_bits=4)
+    every = tflw.export(qat, tmp_path / "every", sample_inputs=x, compress="always")
+    increase = every.report["lut"]["arena_increase_bytes"]
+    assert increase > 0.05 * every.arena_bytes  # DECODE's state alone, on a 2 KB arena
+    per_tensor = increase / len(every.report["lut"]["tensors"])
+    assert per_tensor > 0.05 * every.arena_bytes  # even one compressed tensor is too many
+    auto = tflw.export(qat, tmp_path / "auto", sample_inputs=x).report["lut"]
+    assert auto["tensors"] == []
+    assert len(auto["kept_int8_for_arena"]) == len(every.report["lut"]["tensors"]) == 2
+    assert "DECODE's state" in auto["why"]

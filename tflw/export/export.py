@@ -42,6 +42,8 @@ from tflw.export.verify import VerifyResult, same_outputs, verify
 
 VERIFY_SAMPLES = 200
 COMPRESS_CHOICES = ("auto", "always", "never")
+# compress="auto" keeps the compressed model's arena within this fraction of the int8 one's.
+LUT_ARENA_TOLERANCE = 0.05
 
 if TYPE_CHECKING:
     import keras
@@ -140,22 +142,29 @@ def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification:
     `shipped`), or None where `compress` says not to write it, and its report entry (None
     where nothing compresses); it must give the uncompressed model's outputs bit for bit
     in TFLite-Micro."""
-    lut = None if compress == "never" else lut_compress(named, within_arena=compress == "auto")
-    if lut is None or not lut.tensors:
-        return None, None if lut is None else {
-            "written": False, "tensors": [], "kept_int8_for_arena": list(lut.kept_for_arena),
-            "why": "every low-bit tensor's decoded copy would raise the arena's peak "
-                   "(compress='always' compresses them anyway)"}
-    compressed = ship(lut.model_bytes)
-    run = verify(compressed, inputs)
-    if not same_outputs(run, verification):
-        raise ConversionError(
-            "the LUT-compressed model's outputs differ from the int8 model's in TFLite-Micro "
-            f"(tensors {[t.name for t in lut.tensors]}); export without low-bit weights and "
-            "report this model to tflw.")
-    arena_entry = None
-    if minimize_arena:
-        compressed, run, arena_entry = smaller_arena(compressed, inputs, run)
+    auto, keep = compress == "auto", ()
+    while True:
+        lut = None if compress == "never" else lut_compress(named, auto, keep)
+        if lut is None or not lut.tensors:
+            return None, None if lut is None else {
+                "written": False, "tensors": [], "kept_int8_for_arena": list(lut.kept_for_arena),
+                "why": "every low-bit tensor's decoded copy would raise the arena's peak, or "
+                       f"DECODE's state for it the arena by over {LUT_ARENA_TOLERANCE:.0%} "
+                       "(compress='always' compresses them anyway)"}
+        compressed = ship(lut.model_bytes)
+        run = verify(compressed, inputs)
+        if not same_outputs(run, verification):
+            raise ConversionError(
+                "the LUT-compressed model's outputs differ from the int8 model's in "
+                f"TFLite-Micro (tensors {[t.name for t in lut.tensors]}); export without "
+                "low-bit weights and report this model to tflw.")
+        arena_entry = None
+        if minimize_arena:
+            compressed, run, arena_entry = smaller_arena(compressed, inputs, run)
+        if not auto or run.arena_bytes <= (1 + LUT_ARENA_TOLERANCE) * verification.arena_bytes:
+            break
+        # DECODE keeps state per compressed tensor: give up the one that saves least flash
+        keep += (min(lut.tensors, key=lambda t: t.int8_bytes - t.lut_bytes).name,)
     saved = len(shipped) - len(compressed)
     # DECODE's own code is flash too: compression pays only when it saves more than that.
     pays = saved > DECODE_CODE_BYTES
@@ -173,7 +182,7 @@ def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification:
         "arena_size_host": aligned_16(run.arena_bytes),
         "arena_increase_bytes": run.arena_bytes - verification.arena_bytes,
         "tensors": [vars(t) for t in lut.tensors],
-        # Decoded into the arena before their op runs, these would raise its peak.
+        # Their decoded copies or DECODE's state for them would raise the arena.
         "kept_int8_for_arena": list(lut.kept_for_arena),
         "identical_outputs": True,
         "arena": arena_entry,
@@ -262,7 +271,9 @@ def export(
             LUT-compressed) only when it saves more flash than TFLite-Micro's DECODE code
             adds (`DECODE_CODE_BYTES`, measured on a Cortex-M4), and leaves int8 every
             tensor whose decoded copy (DECODE expands it into the arena before its op
-            runs) would raise the arena's peak; "always" compresses every low-bit tensor
+            runs) would raise the arena's peak, then, while DECODE's state per tensor
+            keeps the arena over `LUT_ARENA_TOLERANCE` above the int8 model's, the
+            tensor that saves the least flash; "always" compresses every low-bit tensor
             and writes it (the report's "arena_increase_bytes" says what that costs in
             RAM), "never" skips it. The report's "lut" entry says what it saves either way.
         dense: a float model's fully-connected weights, "per-tensor" (one scale per

@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 from tflite_micro.python.tflite_micro.runtime import convert_bytearray_to_object
@@ -96,11 +96,12 @@ def _raising_the_peak(model_bytes: bytes, graph, weights: dict) -> set:
     return raising
 
 
-def lut_compress(model_bytes: bytes, within_arena: bool = True) -> Optional[LutModel]:
+def lut_compress(model_bytes: bytes, within_arena: bool = True,
+                 keep_int8: Sequence[str] = ()) -> Optional[LutModel]:
     """The flatbuffer with every weight tensor of at most 2^k values per channel (k < 8)
     LUT-compressed at k bits, when that makes it smaller; None otherwise. With
-    `within_arena`, a tensor whose decoded copy would raise the arena's peak stays int8
-    (listed in `LutModel.kept_for_arena`)."""
+    `within_arena`, a tensor whose decoded copy would raise the arena's peak stays int8, as
+    do the tensors named in `keep_int8` (all listed in `LutModel.kept_for_arena`)."""
     model = convert_bytearray_to_object(bytearray(model_bytes))
     weights = _weight_tensors(model)
     raising = (_raising_the_peak(model_bytes, model.subgraphs[0], weights) if within_arena
@@ -110,7 +111,7 @@ def lut_compress(model_bytes: bytes, within_arena: bool = True) -> Optional[LutM
         plan = _plan(model, tensor)
         if plan is None:
             continue
-        if index in raising:
+        if index in raising or plan.name in keep_int8:
             kept.append(plan.name)
             continue
         mode = spec.PerTensor() if plan.axis is None else spec.PerChannel(axis=plan.axis)
