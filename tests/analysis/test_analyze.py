@@ -52,6 +52,9 @@ def test_summary_lists_every_op_and_the_board_budget(demo_qat):
     for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"):
         assert op in text
     assert f"{DEMO_MACS:,}" in text and "Arduino Nano 33 BLE Sense" in text and "estimate" in text
+    # the demo's last 3x3 convolution asks CMSIS-NN for 2 x 144 int16 of im2col
+    assert max(op["scratch_bytes"] for op in analysis.cmsis_nn_arena["ops"]) == 576
+    assert f"up to {analysis.cmsis_nn_arena['margin_bytes']:,} B more" in text
     board = tflw.boards.get("nano33ble")
     assert analysis.latency_estimate_seconds == pytest.approx(
         DEMO_MACS * board.cycles_per_mac / 64e6)

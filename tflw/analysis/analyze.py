@@ -18,6 +18,7 @@ import numpy as np
 from tflw import boards
 from tflw.analysis.metrics import information_density, netscore
 from tflw.export.board_fit import check_fits
+from tflw.export.cmsis_nn_arena import cmsis_nn_margin
 from tflw.export.flatbuffer import read_flatbuffer
 from tflw.export.lut import DECODE_CODE_BYTES, lut_compress
 from tflw.export.verify import read_model_file, verify
@@ -47,6 +48,8 @@ class Analysis:
             LUT-compressed model, None when nothing compresses.
         arena_32bit: the arena a 32-bit MCU needs with the reference kernels, split into
             non-persistent and persistent bytes (`tflw.export.arena_32bit`).
+        cmsis_nn_arena: what CMSIS-NN's kernels add to it, per op
+            (`tflw.export.cmsis_nn_arena.cmsis_nn_margin`).
     """
 
     ops: tuple
@@ -62,6 +65,7 @@ class Analysis:
     lut_flatbuffer_bytes: Optional[int] = None
     lut_arena_bytes: Optional[int] = None
     arena_32bit: Optional[dict] = None
+    cmsis_nn_arena: Optional[dict] = None
 
     @property
     def latency_estimate_seconds(self) -> Optional[float]:
@@ -153,6 +157,7 @@ def analyze(
         lut_flatbuffer_bytes=None if lut is None else len(lut.model_bytes),
         lut_arena_bytes=None if lut_run is None else lut_run.arena_bytes,
         arena_32bit=run.arena_32bit,
+        cmsis_nn_arena=cmsis_nn_margin(model_bytes),
     )
 
 
@@ -180,6 +185,10 @@ def summary(analysis: Analysis) -> str:
                  f"arena, 32-bit MCU   {analysis.arena_32bit['arena_bytes']:,} B "
                  f"({analysis.arena_32bit['non_persistent_bytes']:,} B tensors and scratch, "
                  f"{analysis.arena_32bit['persistent_bytes']:,} B persistent; reference kernels)"]),
+             *([] if analysis.cmsis_nn_arena is None else [
+                 f"  with CMSIS-NN     up to {analysis.cmsis_nn_arena['margin_bytes']:,} B more "
+                 f"({analysis.cmsis_nn_arena['scratch_growth_bytes']:,} B scratch beyond the "
+                 f"tensors' plan, {analysis.cmsis_nn_arena['persistent_bytes']:,} B per-op state)"]),
              f"activation ranges   {analysis.calibration}"]
     if analysis.lut_flatbuffer_bytes is not None:
         saved = analysis.flatbuffer_bytes - analysis.lut_flatbuffer_bytes
