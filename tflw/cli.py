@@ -19,20 +19,28 @@ def _demo(args) -> None:
     run_demo(out_dir=args.out, float_epochs=args.epochs, qat_epochs=args.qat_epochs)
 
 
-def _load_array(path: Optional[str]) -> Optional[np.ndarray]:
+def _load_inputs(path: Optional[str]):
+    """Inputs from a file: a .npy array, or an .npz with one array per model input, by
+    input name (a dict) or as np.savez(path, a, b) stores them (arr_0, arr_1, ...: a list)."""
     if path is None:
         return None
     try:
-        return np.load(path)
+        loaded = np.load(path)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            return loaded
+        arrays = {name: loaded[name] for name in loaded.files}
     except (OSError, ValueError) as error:
-        raise TflwError(f"cannot read inputs from '{path}' ({error}): give a .npy file") from error
+        raise TflwError(f"cannot read inputs from '{path}' ({error}): give a .npy file, or an "
+                        ".npz with one array per model input") from error
+    positional = [f"arr_{i}" for i in range(len(arrays))]
+    return [arrays[name] for name in positional] if sorted(arrays) == sorted(positional) else arrays
 
 
 def _export(args) -> None:
     from tflw.export import export
 
     result = export(
-        args.model, args.out, representative_data=_load_array(args.data),
+        args.model, args.out, representative_data=_load_inputs(args.data),
         name=args.name, overwrite=args.force, board=args.board, progress=True,
         compress=args.compress, dense=args.dense, minimize_arena=not args.default_arena,
     )
@@ -59,7 +67,7 @@ def _verify(args) -> None:
         from tflw.model_file import load_model
 
         reference = load_model(args.reference)
-    result = verify(args.model, _load_array(args.inputs), reference=reference, progress=True)
+    result = verify(args.model, _load_inputs(args.inputs), reference=reference, progress=True)
     print(f"ran {len(result.outputs[0])} samples in TFLite-Micro; arena {result.arena_bytes:,} B")
     if reference is not None:
         print(f"argmax agreement {result.argmax_agreement:.2%}, "
@@ -69,7 +77,7 @@ def _verify(args) -> None:
 def _report(args) -> None:
     from tflw.analysis import analyze
 
-    analysis = analyze(args.model, representative_data=_load_array(args.data), board=args.board)
+    analysis = analyze(args.model, representative_data=_load_inputs(args.data), board=args.board)
     print(analysis)
     if args.out:
         from tflw.analysis import write_report
@@ -115,7 +123,7 @@ def _firmware_check(args) -> None:
     from tflw.firmware import check_firmware
 
     check = check_firmware(args.out_dir, args.tflm, cmsis_nn=args.cmsis_nn, target=args.target,
-                           inputs=_load_array(args.inputs), samples=args.samples,
+                           inputs=_load_inputs(args.inputs), samples=args.samples,
                            model=args.model)
     print(check.sketch_output)
     print(f"{check.target}, {check.kernels} kernels: {check.identical_samples} of {check.samples} "
@@ -166,8 +174,9 @@ def parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="convert a .keras model and write firmware")
     export.add_argument("model", help="a .keras file (tflw QAT model, or float model + --data)")
     export.add_argument("out", help="output folder")
-    export.add_argument("--data", help=".npy of typical float inputs: required for a float "
-                        "model (post-training quantization), also used to verify")
+    export.add_argument("--data", help=".npy of typical float inputs (an .npz with one array "
+                        "per input name for several): required for a float model "
+                        "(post-training quantization), also used to verify")
     export.add_argument("--name", help="sketch and C identifier name (default: model name)")
     export.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     export.add_argument("--board", help=f"fail unless the model fits this board ({boards})")
@@ -184,15 +193,16 @@ def parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("verify", help="run a .tflite in TFLite-Micro on inputs")
     check.add_argument("model", help="a .tflite file")
-    check.add_argument("inputs", help=".npy of float inputs, sample axis first")
+    check.add_argument("inputs", help=".npy of float inputs, sample axis first (.npz: one "
+                       "array per input, np.savez order)")
     check.add_argument("--reference", help=".keras model to compare with (parity in LSBs)")
     check.set_defaults(run=_verify)
 
     report = commands.add_parser("report", help="per-op parameters, MACs, bytes and the "
                                  "measured arena of a .keras or .tflite model")
     report.add_argument("model", help="a .keras or .tflite file")
-    report.add_argument("--data", help=".npy of typical float inputs to calibrate a float "
-                        "model (sizes do not depend on it)")
+    report.add_argument("--data", help=".npy of typical float inputs (.npz: one per input "
+                        "name) to calibrate a float model (sizes do not depend on it)")
     report.add_argument("--board", help=f"check the budgets of this board ({boards}); "
                         "exit 1 if the model does not fit")
     report.add_argument("--out", help="folder for report.md, analysis.json and layers.png "
@@ -227,7 +237,8 @@ def parser() -> argparse.ArgumentParser:
     fcheck.add_argument("--cmsis-nn", help="a CMSIS-NN source tree: use its kernels")
     fcheck.add_argument("--target", choices=("host", "cortex-m4"), default="host",
                         help="host (g++) or cortex-m4 (arm-none-eabi-g++ under qemu-system-arm)")
-    fcheck.add_argument("--inputs", help=".npy of float inputs (default: random codes)")
+    fcheck.add_argument("--inputs", help=".npy of float inputs (.npz: one array per input, "
+                        "np.savez order; default: random codes)")
     fcheck.add_argument("--samples", type=int, default=50, help="inputs to run (default: 50)")
     fcheck.add_argument("--model", choices=("int8", "compressed"), default="int8",
                         help="the sketch's model, or model_compressed.tflite with DECODE")

@@ -25,18 +25,13 @@ ${arena_comment}
 ${arena_line}
 alignas(16) uint8_t tensor_arena[kTensorArenaSize];
 
-// One example input, ${sample_description}, already quantized as the model takes it
-// (${io_type}, scale ${input_scale}, zero point ${input_zero_point}): to feed your own
-// values x, store floor(x / scale + 0.5) + zero point, clamped to [${io_min}, ${io_max}].
-constexpr int kInputLength = ${input_length};
-const ${io_type} kSampleInput[kInputLength] = {
-${sample_input}
-};
-// What the host TFLite-Micro interpreter answered for it: raw output values, and the class.
-constexpr int kOutputLength = ${output_length};
-const ${output_type} kExpectedOutput[kOutputLength] = {
-${expected_output}
-};
+// One example input, ${sample_description}, already quantized as the model takes it:
+// to feed your own values x, store floor(x / scale + 0.5) + zero point, clamped to
+// [${io_min}, ${io_max}], with the scale and zero point of each input.
+${sample_inputs}
+// What the host TFLite-Micro interpreter answered for it: raw output values, and the class
+// (the largest value of the first output).
+${expected_outputs}
 constexpr int kExpectedClass = ${expected_class};
 
 // Exactly the ops the flatbuffer uses (added in setup()).
@@ -75,9 +70,11 @@ ${resolver_calls}
 }
 
 void loop() {
-  TfLiteTensor* input = interpreter->input(0);
-  for (int i = 0; i < kInputLength; ++i) {
-    input->data.${io_field}[i] = kSampleInput[i];
+  for (int k = 0; k < kInputCount; ++k) {
+    TfLiteTensor* input = interpreter->input(k);
+    for (int i = 0; i < kInputLengths[k]; ++i) {
+      input->data.${io_field}[i] = kSampleInputs[k][i];
+    }
   }
 
   unsigned long start = micros();
@@ -86,25 +83,32 @@ void loop() {
   }
   unsigned long elapsed = micros() - start;
 
-  // Dequantize (scale ${output_scale}, zero point ${output_zero_point}), find the class,
-  // and count the values that differ from the host interpreter's.
-  TfLiteTensor* output = interpreter->output(0);
+  // Dequantize each output with its scale and zero point, find the class, and count the
+  // values that differ from the host interpreter's.
   int best = 0;
   int differing = 0;
+  int compared = 0;
   long largest_difference = 0;
-  for (int i = 0; i < kOutputLength; ++i) {
-    const ${output_type} raw = output->data.${output_field}[i];
-    if (raw > output->data.${output_field}[best]) {
-      best = i;
+  for (int k = 0; k < kOutputCount; ++k) {
+    TfLiteTensor* output = interpreter->output(k);
+    Serial.print("Output ");
+    Serial.print(k);
+    Serial.print(": ");
+    for (int i = 0; i < kOutputLengths[k]; ++i) {
+      const ${output_type} raw = output->data.${output_field}[i];
+      if (k == 0 && raw > output->data.${output_field}[best]) {
+        best = i;
+      }
+      long difference = static_cast<long>(raw) - static_cast<long>(kExpectedOutputs[k][i]);
+      difference = difference < 0 ? -difference : difference;
+      if (difference != 0) {
+        ++differing;
+        largest_difference = difference > largest_difference ? difference : largest_difference;
+      }
+      ++compared;
+      Serial.print((raw - output->params.zero_point) * output->params.scale, 4);
+      Serial.print(i + 1 < kOutputLengths[k] ? ", " : "\n");
     }
-    long difference = static_cast<long>(raw) - static_cast<long>(kExpectedOutput[i]);
-    difference = difference < 0 ? -difference : difference;
-    if (difference != 0) {
-      ++differing;
-      largest_difference = difference > largest_difference ? difference : largest_difference;
-    }
-    Serial.print((raw - output->params.zero_point) * output->params.scale, 4);
-    Serial.print(i + 1 < kOutputLength ? ", " : "\n");
   }
   Serial.print("Predicted class: ");
   Serial.print(best);
@@ -116,7 +120,7 @@ void loop() {
   Serial.print("Output values that differ from host TFLite-Micro: ");
   Serial.print(differing);
   Serial.print(" of ");
-  Serial.print(kOutputLength);
+  Serial.print(compared);
   Serial.print(", largest ");
   Serial.print(largest_difference);
   Serial.println(" LSB (an optimized kernel such as CMSIS-NN may round one LSB apart)");

@@ -79,11 +79,14 @@ def test_the_sketch_holds_the_sample_and_the_host_outputs_as_integer_codes(tmp_p
     result = tflw.export(two_output_model(), tmp_path / "out", representative_data=x)
     sketch = result.sketch_path.read_text()
     codes = result.info.inputs[0].quantize(x[0]).ravel()
-    body = re.search(r"kSampleInput\[kInputLength\] = \{(.*?)\};", sketch, re.S).group(1)
+    body = re.search(r"kSampleInput0\[\d+\] = \{(.*?)\};", sketch, re.S).group(1)
     np.testing.assert_array_equal(np.array(body.replace(",", " ").split(), int), codes)
-    expected = result.info.outputs[0].quantize(result.verification.outputs[0][0]).ravel()
-    body = re.search(r"kExpectedOutput\[kOutputLength\] = \{(.*?)\};", sketch, re.S).group(1)
-    np.testing.assert_array_equal(np.array(body.replace(",", " ").split(), int), expected)
+    for index, (tensor, outputs) in enumerate(zip(result.info.outputs,
+                                                  result.verification.outputs)):
+        expected = tensor.quantize(outputs[0]).ravel()
+        body = re.search(rf"kExpectedOutput{index}\[\d+\] = \{{(.*?)\}};", sketch, re.S).group(1)
+        np.testing.assert_array_equal(np.array(body.replace(",", " ").split(), int), expected)
+    assert "constexpr int kOutputCount = 2;" in sketch
 
 
 def test_ops_an_arduino_library_lacks_are_named_in_a_warning_and_the_sketch(tmp_path):

@@ -72,7 +72,8 @@ def test_16x8_sketch_uses_int16_io(model_16x8, mnist, tmp_path):
     with pytest.warns(tflw.errors.ArduinoLibraryWarning, match="int16 MAX_POOL_2D"):
         result = tflw.export(model_16x8, tmp_path / "out", sample_inputs=x_test[:20])
     sketch = result.sketch_path.read_text()
-    assert "input->data.i16[i] = kSampleInput[i]" in sketch and "const int16_t kExpectedOutput" in sketch
+    assert "input->data.i16[i] = kSampleInputs[k][i]" in sketch
+    assert "const int16_t kExpectedOutput0" in sketch
     assert "data.int8" not in sketch
     # Chirale's CMSIS-NN pooling refuses int16 (its conv and dense read the int64 biases)
     assert "int16 MAX_POOL_2D" in sketch and "int16 CONV_2D" not in sketch

@@ -22,6 +22,7 @@ from tflw.export.cmsis_nn_arena import cmsis_nn_margin
 from tflw.export.flatbuffer import read_flatbuffer
 from tflw.export.lut import DECODE_CODE_BYTES, lut_compress
 from tflw.export.verify import read_model_file, verify
+from tflw.model_data import input_specs
 
 if TYPE_CHECKING:
     import keras
@@ -107,8 +108,9 @@ def _flatbuffer(model, representative_data) -> tuple:
         return to_tflite(model, representative_data), source
     # Sizes, MACs and the arena do not depend on the activation ranges, so synthetic
     # inputs calibrate well enough to measure them; accuracy is not measured here.
-    shape = tuple(model.inputs[0].shape)[1:]
-    synthetic = np.random.default_rng(0).normal(size=(8, *shape)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    synthetic = [rng.normal(size=(8, *spec.shape)).astype(np.float32)
+                 for spec in input_specs(model)]
     return to_tflite(model, synthetic), "synthetic normal inputs (sizes only)"
 
 
@@ -123,7 +125,8 @@ def analyze(
         model: a Keras model (float, tflw QAT or tfmot QAT), a `.keras` or `.tflite`
             path, or flatbuffer bytes. A Keras model is converted first, so its numbers
             are the flatbuffer's.
-        representative_data: calibration inputs for a float model; without them,
+        representative_data: calibration inputs for a float model (for several inputs a
+            list with one array per input or a dict by input name); without them,
             synthetic inputs calibrate it (sizes and MACs are exact either way).
         board: a `tflw.boards` key or `Board` to check the budgets against and to
             estimate latency for.

@@ -26,7 +26,8 @@ from tflw.errors import (
 )
 from tflw.export.int16_bias import widen_int16_biases
 from tflw.export.flatbuffer import read_flatbuffer
-from tflw.export.preflight import check_data, check_model
+from tflw.export.preflight import check_model
+from tflw.model_data import ModelData, first_samples, model_arrays
 from tflw.model_kind import is_tf_keras_model
 from tflw.quantization.concatenate import share_concat_ranges
 
@@ -96,10 +97,12 @@ def _first_error_lines(message: str) -> str:
     return "\n".join(short) if short else message.strip().splitlines()[-1]
 
 
-def to_tflite(model, representative_data: Optional[np.ndarray] = None,
+def to_tflite(model, representative_data: Optional[ModelData] = None,
               dense_per_channel: bool = True) -> bytes:
     """Convert `model` to a fully-integer flatbuffer.
 
+    `representative_data`: a float model's calibration inputs, in any form
+    `tflw.model_data` takes (one array per input, a dict by name, batches).
     `dense_per_channel`: a float model's fully-connected weights get one scale per output
     channel (the converter's default since TensorFlow 2.15), or one per layer
     (`tflw.export.dense_granularity` chooses by measurement). QAT models carry their own.
@@ -108,7 +111,8 @@ def to_tflite(model, representative_data: Optional[np.ndarray] = None,
         MissingRepresentativeDataError: a float model without `representative_data`.
         UncalibratedModelError: a QAT model with an unset activation range.
         ConversionError / NotFullyIntegerError: the converter failed, or left float tensors.
-        DynamicShapeError / NonFiniteError / InputMismatchError: see `preflight`.
+        DynamicShapeError / NonFiniteError: see `preflight`; InputMismatchError /
+            NonFiniteError: the data does not fit the model (`tflw.model_data`).
     """
     import tensorflow as tf
 
@@ -123,6 +127,9 @@ def to_tflite(model, representative_data: Optional[np.ndarray] = None,
             "typical inputs, e.g. x_train[:300]) for post-training int8 quantization, or "
             "train it with tflw.quantize_model first."
         )
+    else:
+        samples = first_samples(model_arrays(representative_data, "representative_data", model),
+                                REPRESENTATIVE_SAMPLES)
     converter = _converter(model, tf)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     bits = activation_bits(model) if quantization_aware else 8
@@ -132,9 +139,8 @@ def to_tflite(model, representative_data: Optional[np.ndarray] = None,
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     if not quantization_aware:
-        samples = check_data(representative_data, "representative_data", model)
-        samples = samples[:REPRESENTATIVE_SAMPLES]
-        converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
+        converter.representative_dataset = lambda: (
+            [array[i:i + 1] for array in samples] for i in range(len(samples[0])))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter._experimental_disable_per_channel_quantization_for_dense_layers = (
             not dense_per_channel)

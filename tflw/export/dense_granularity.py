@@ -14,13 +14,14 @@ report["chosen"]          # "per-tensor" or "per-channel", with both variants' n
 ```
 """
 
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
 
 from tflw.export.convert import sublayers, to_tflite
 from tflw.export.verify import verify
+from tflw.model_data import as_model_input
 
 CHOICES = ("auto", "per-tensor", "per-channel")
 # Per-channel costs flash and arena on every Dense layer; it must buy a clear gain.
@@ -42,11 +43,11 @@ def output_error(outputs: np.ndarray, reference: np.ndarray) -> float:
     return float(np.sqrt(np.mean(difference ** 2)) / max(np.sqrt(np.mean(reference ** 2)), 1e-12))
 
 
-def convert_float_model(model: keras.Model, representative_data: np.ndarray,
-                        inputs: np.ndarray, dense: str = "auto",
+def convert_float_model(model: keras.Model, representative_data: Sequence[np.ndarray],
+                        inputs: Sequence[np.ndarray], dense: str = "auto",
                         ship: Callable[[bytes], bytes] = bytes) -> Tuple[bytes, Optional[dict]]:
     """The flatbuffer of float `model` at the Dense granularity `dense` asks for ("auto":
-    measured on `inputs`), and a report of the choice (None where the model has no Dense
+    measured on `inputs`, one array per model input), and a report of the choice (None where the model has no Dense
     layer to choose for). The report's sizes are of `ship(flatbuffer)`, what is written
     (e.g. `tflw.export.names.without_names`).
 
@@ -60,18 +61,19 @@ def convert_float_model(model: keras.Model, representative_data: np.ndarray,
     if dense != "auto":
         model_bytes = to_tflite(model, representative_data, dense == "per-channel")
         return model_bytes, {"chosen": dense, "chosen_by": "dense= argument"}
-    reference = model.predict(inputs, verbose=0)
-    reference = reference[0] if isinstance(reference, list) else reference
+    references = model.predict(as_model_input(inputs), verbose=0)
+    references = references if isinstance(references, (list, tuple)) else [references]
     variants, report = {}, {}
     for name in ("per-tensor", "per-channel"):
         variants[name] = to_tflite(model, representative_data, name == "per-channel")
         run = verify(variants[name], inputs)  # named: its checks' errors can name tensors
         report[name] = {"flatbuffer_bytes": len(ship(variants[name])),
                         "arena_bytes": run.arena_bytes,
-                        "output_error": output_error(run.outputs[0], reference)}
+                        "output_error": float(np.mean([
+                            output_error(out, ref) for out, ref in zip(run.outputs, references)]))}
     cut = 1.0 - report["per-channel"]["output_error"] / max(report["per-tensor"]["output_error"],
                                                             1e-12)
     chosen = "per-channel" if cut > MIN_ERROR_CUT else "per-tensor"
-    report.update(chosen=chosen, chosen_by=f"measured on {len(inputs)} inputs: per-channel cuts "
+    report.update(chosen=chosen, chosen_by=f"measured on {len(inputs[0])} inputs: per-channel cuts "
                   f"the output error by {cut:.1%} (kept above {MIN_ERROR_CUT:.0%})")
     return variants[chosen], report

@@ -37,8 +37,9 @@ from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
 from tflw.export.lut import DECODE_CODE_BYTES, lut_compress
 from tflw.export.names import without_names
 from tflw.export.platformio import platformio_files
-from tflw.export.preflight import check_data, check_flatbuffer, check_model
+from tflw.export.preflight import check_flatbuffer, check_model
 from tflw.export.verify import VerifyResult, same_outputs, verify
+from tflw.model_data import ModelData, first_samples, model_arrays
 
 VERIFY_SAMPLES = 200
 COMPRESS_CHOICES = ("auto", "always", "never")
@@ -87,14 +88,13 @@ def _quantization_kind(model) -> str:
     return "QAT, tfmot (tf_keras)" if is_tf_keras_model(model) else "QAT, tflw"
 
 
-def _sample_inputs(info: FlatbufferInfo, sample_inputs, representative_data) -> tuple:
-    """Inputs for the TFLite-Micro run, and whether they are real data to compare on."""
-    data = sample_inputs if sample_inputs is not None else representative_data
-    if data is not None:
-        return np.asarray(data, np.float32)[:VERIFY_SAMPLES], True
-    first = info.inputs[0]
+def _sample_inputs(info: FlatbufferInfo, checked: Optional[list]) -> tuple:
+    """Inputs for the TFLite-Micro run (one array per input), and whether they are real
+    data to compare on; `checked`: the sample or representative data, checked."""
+    if checked is not None:
+        return first_samples(checked, VERIFY_SAMPLES), True
     # No data: one input at the real value 0, enough to measure the arena.
-    return np.zeros((1, *first.shape[1:]), np.float32), False
+    return [np.zeros((1, *tensor.shape[1:]), np.float32) for tensor in info.inputs], False
 
 
 def _report(name, model, info, model_bytes, verification, compared, sizes: dict) -> dict:
@@ -120,7 +120,9 @@ def _report(name, model, info, model_bytes, verification, compared, sizes: dict)
              "resolver_method": RESOLVER_METHODS.get(op.name)}
             for op in info.ops
         ],
-        "inputs": [vars(t) | {"shape": list(t.shape)} for t in info.inputs],
+        # the Keras input names: the flatbuffer's are op names, or stripped
+        "inputs": [vars(t) | {"shape": list(t.shape), "keras_name": str(k.name)}
+                   for t, k in zip(info.inputs, model.inputs)],
         "outputs": [vars(t) | {"shape": list(t.shape)} for t in info.outputs],
         "verification": None if not compared else {
             "samples": int(len(verification.outputs[0])),
@@ -232,8 +234,8 @@ def _staging_folder(out_dir: Path, overwrite: bool) -> Path:
 def export(
     model: Union["keras.Model", str, os.PathLike],
     out_dir: Union[str, os.PathLike],
-    representative_data: Optional[np.ndarray] = None,
-    sample_inputs: Optional[np.ndarray] = None,
+    representative_data: Optional[ModelData] = None,
+    sample_inputs: Optional[ModelData] = None,
     name: Optional[str] = None,
     overwrite: bool = False,
     board: Union[str, boards.Board, None] = None,
@@ -254,9 +256,12 @@ def export(
         model: a tflw/tfmot quantization-aware model, a float Keras model (then
             `representative_data` is required), or a path to a `.keras` file.
         out_dir: output folder; must not exist or be empty unless `overwrite`.
-        representative_data: typical float inputs for post-training quantization.
-        sample_inputs: float inputs to verify on (default: `representative_data`); the
-            first one becomes the sketch's example input.
+        representative_data: typical float inputs for post-training quantization: an
+            array for a one-input model; for several inputs a list with one array per
+            input (in `model.inputs` order) or a dict by input name, as Keras's `fit`
+            takes them; or an iterable of such batches (a generator, a tf.data.Dataset).
+        sample_inputs: float inputs to verify on, in the same forms (default:
+            `representative_data`); the first sample becomes the sketch's example input.
         name: name of the sketch and C identifiers (default: the model's name).
         overwrite: replace an existing non-empty `out_dir`.
         board: a `tflw.boards` key (e.g. "nano33ble") or `Board`: fail with
@@ -304,8 +309,11 @@ def export(
         raise ValueError(f"dense={dense!r}: choose one of {', '.join(DENSE_CHOICES)}.")
     model = load_model(model)
     board = None if board is None else boards.get(board)
+    check_model(model)  # before the data: its errors first
     if sample_inputs is not None:
-        check_data(sample_inputs, "sample_inputs", model)
+        sample_inputs = model_arrays(sample_inputs, "sample_inputs", model)
+    if representative_data is not None:
+        representative_data = model_arrays(representative_data, "representative_data", model)
     if board is not None:
         check_weights_fit(board, model)
     out_dir = Path(out_dir)
@@ -320,17 +328,16 @@ def export(
                 dense_report = {"chosen": "per-tensor",
                                 "chosen_by": "the quantization-aware model's Dense layers"}
         else:
-            check_model(model)  # as to_tflite does, before the data: their errors first
-            check_data(representative_data, "representative_data", model)
-            choice_inputs = np.asarray(sample_inputs if sample_inputs is not None
-                                       else representative_data, np.float32)[:VERIFY_SAMPLES]
+            choice_inputs = first_samples(sample_inputs if sample_inputs is not None
+                                          else representative_data, VERIFY_SAMPLES)
             named, dense_report = convert_float_model(model, representative_data,
                                                       choice_inputs, dense, ship)
         info = read_flatbuffer(named)  # ops and their layers, by tensor name
         check_flatbuffer(info)  # here, while its errors can name the tensors
         model_bytes = ship(named)
-        inputs, compared = _sample_inputs(info, sample_inputs, representative_data)
-        _say(progress, f"running {len(inputs)} sample(s) in TFLite-Micro and measuring the arena")
+        inputs, compared = _sample_inputs(
+            info, sample_inputs if sample_inputs is not None else representative_data)
+        _say(progress, f"running {len(inputs[0])} sample(s) in TFLite-Micro and measuring the arena")
         verification = verify(model_bytes, inputs, reference=model if compared else None,
                               progress=progress)
         arena_report = None
@@ -358,8 +365,9 @@ def export(
         sizes = arena_sizes(verification.arena_bytes, verification.arena_32bit, cmsis_nn)
         sketch = arduino_sketch(
             info, sketch_name, sizes,
-            info.inputs[0].quantize(inputs[0]),
-            info.outputs[0].quantize(verification.outputs[0][0]),
+            [tensor.quantize(values[0]) for tensor, values in zip(info.inputs, inputs)],
+            [tensor.quantize(values[0]) for tensor, values in zip(info.outputs,
+                                                                 verification.outputs)],
             "the first sample input" if compared else "all zeros (no sample inputs given)",
             compressed=lut, notes=notes, arena_plan=arena_report,
             arena_32bit=verification.arena_32bit, cmsis_nn=cmsis_nn,

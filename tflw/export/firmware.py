@@ -2,8 +2,8 @@
 
 ```python
 text = arduino_sketch(info, name="mnist_cnn", arena={"mcu": 20496, "host": 21504},
-                      sample_input=x_q[0],
-                      sample_output=y_q[0], sample_description="a test digit")
+                      sample_inputs=[x_q[0]], sample_outputs=[y_q[0]],
+                      sample_description="a test digit")
 ```
 """
 
@@ -165,6 +165,26 @@ def _io_type(dtype: str) -> dict:
     return {"io_type": io_type, "io_field": io_field, "io_min": limits.min, "io_max": limits.max}
 
 
+def _c_arrays(kind: str, c_type: str, tensors: Sequence, values: Sequence[np.ndarray],
+              role: str) -> str:
+    """C arrays of one sample's `values` per tensor, with the count, pointer and length
+    tables the sketch's loop reads (`kind`: "Input" or "Output")."""
+    blocks, names = [], []
+    for index, (tensor, value) in enumerate(zip(tensors, values)):
+        name = f"k{role}{kind}{index}"
+        names.append(name)
+        blocks.append(f"// {kind.lower()} {index} '{tensor.name}': {c_type}, scale "
+                      f"{c_float(tensor.scale)}, zero point {tensor.zero_point}\n"
+                      f"const {c_type} {name}[{int(np.prod(tensor.shape))}] = {{\n"
+                      f"{c_int_array(value, VALUES_PER_LINE)}\n}};")
+    lengths = ", ".join(str(int(np.prod(t.shape))) for t in tensors)
+    return "\n".join([
+        *blocks,
+        f"constexpr int k{kind}Count = {len(tensors)};",
+        f"const {c_type}* const k{role}{kind}s[k{kind}Count] = {{{', '.join(names)}}};",
+        f"const int k{kind}Lengths[k{kind}Count] = {{{lengths}}};"])
+
+
 def arena_comment(sizes: dict, arena_32bit: Optional[dict], cmsis_nn: Optional[dict],
                   plan: Optional[dict] = None) -> str:
     """Where `kTensorArenaSize` comes from, as the text of C++ comment lines; `sizes` from
@@ -218,8 +238,8 @@ def arduino_sketch(
     info: FlatbufferInfo,
     name: str,
     arena: dict,
-    sample_input: np.ndarray,
-    sample_output: np.ndarray,
+    sample_inputs: Sequence[np.ndarray],
+    sample_outputs: Sequence[np.ndarray],
     sample_description: str,
     compressed: Optional[dict] = None,
     notes: Sequence[str] = (),
@@ -233,8 +253,8 @@ def arduino_sketch(
         info: the flatbuffer's facts.
         name: the sketch's name.
         arena: `kTensorArenaSize` for a 32-bit MCU and a 64-bit host (`arena_sizes`).
-        sample_input: one input sample as the model takes it (int8/int16 codes).
-        sample_output: the host interpreter's output codes for it.
+        sample_inputs: one sample per model input, as the model takes it (int8/int16 codes).
+        sample_outputs: the host interpreter's output codes for it, one per output.
         sample_description: where the sample came from, for a comment.
         compressed: export's report of a LUT-compressed twin, which the sketch describes.
         notes: `library_notes(info)`, which export also gives as warnings.
@@ -244,6 +264,7 @@ def arduino_sketch(
     """
     first_input, first_output = info.inputs[0], info.outputs[0]
     output_type, output_field = _c_type(first_output.dtype)
+    io = _io_type(first_input.dtype)
     return render(
         "arduino/sketch.ino",
         model_name=name,
@@ -257,19 +278,14 @@ def arduino_sketch(
             arena_comment(arena, arena_32bit, cmsis_nn, arena_plan), 88)),
         arena_line=arena_line(arena["mcu"], arena["host"]),
         sample_description=sample_description,
-        input_length=int(np.prod(first_input.shape)),
-        sample_input=c_int_array(sample_input, VALUES_PER_LINE),
-        output_length=int(np.prod(first_output.shape)),
+        sample_inputs=_c_arrays("Input", io["io_type"], info.inputs, sample_inputs, "Sample"),
+        expected_outputs=_c_arrays("Output", output_type, info.outputs, sample_outputs,
+                                   "Expected"),
         output_type=output_type,
         output_field=output_field,
-        expected_output=c_int_array(sample_output, VALUES_PER_LINE),
-        expected_class=int(np.argmax(sample_output)),
+        expected_class=int(np.argmax(sample_outputs[0])),
         array_name=ARRAY_NAME,
         op_count=len(info.ops),
         resolver_calls="\n".join(resolver_calls(info)),
-        **_io_type(first_input.dtype),
-        input_scale=c_float(first_input.scale),
-        input_zero_point=first_input.zero_point,
-        output_scale=c_float(first_output.scale),
-        output_zero_point=first_output.zero_point,
+        **io,
     )

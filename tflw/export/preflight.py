@@ -5,7 +5,6 @@ interpreter abort into a `tflw` error that names the variable, input, tensor or 
 
 ```python
 check_model(model)                 # static input shapes, finite weights
-check_data(x, "representative_data", model)
 check_flatbuffer(info)             # TFLite-Micro kernels exist, scales are usable
 ```
 """
@@ -15,7 +14,6 @@ import numpy as np
 from tflw.errors import (
     DegenerateQuantizationError,
     DynamicShapeError,
-    InputMismatchError,
     NonFiniteError,
     UnsupportedOpError,
 )
@@ -41,23 +39,6 @@ def check_model(model) -> None:
                 f"weight '{path}' holds {count} NaN/Inf value(s): training diverged or the "
                 "weights were loaded wrongly. Retrain with a lower learning rate or reload them."
             )
-
-
-def check_data(data, argument: str, model) -> np.ndarray:
-    """`data` as float32, with the model's sample shape and finite values."""
-    values = np.asarray(data, dtype=np.float32)
-    expected = tuple(model.inputs[0].shape)[1:]
-    if values.ndim != len(expected) + 1 or tuple(values.shape[1:]) != expected:
-        raise InputMismatchError(
-            f"{argument} has shape {values.shape}; model input '{model.inputs[0].name}' takes "
-            f"samples of shape {expected} (the first axis counts samples)."
-        )
-    if len(values) == 0:
-        raise InputMismatchError(f"{argument} is empty: give at least one sample.")
-    if not np.isfinite(values).all():
-        bad = int(np.argmax(~np.isfinite(values).reshape(len(values), -1).all(axis=1)))
-        raise NonFiniteError(f"{argument} holds NaN/Inf (first in sample {bad}): clean the data.")
-    return values
 
 
 def check_flatbuffer(info: FlatbufferInfo) -> None:

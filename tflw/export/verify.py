@@ -13,11 +13,12 @@ from typing import Optional, Sequence, TYPE_CHECKING, Union
 
 import numpy as np
 
-from tflw.errors import InputMismatchError, ModelFileError, NonFiniteError
+from tflw.errors import ModelFileError
 from tflw.export.arena_32bit import arena_on_32_bit
 from tflw.export.flatbuffer import read_flatbuffer
 from tflw.export.preflight import check_flatbuffer
 from tflw.export.tflm import run_tflm
+from tflw.model_data import flatbuffer_specs, model_arrays
 
 # Float noise in the reference (a sum of products in float32) can put a value exactly one
 # LSB away a hair above 1.0; int16 steps are 256 times finer, so the same noise is more LSB.
@@ -83,7 +84,9 @@ def verify(
 
     Args:
         tflite: flatbuffer bytes or a path to a `.tflite` file.
-        inputs: float inputs with the sample axis first (a list for several inputs).
+        inputs: float inputs with the sample axis first: an array, or for several
+            inputs a list with one array per input (in the flatbuffer's input order, the
+            Keras model's) or a dict by input name (with `reference`, whose names count).
         reference: optional Keras model (tflw QAT, tfmot QAT, or float) to compare with.
         progress: show a progress bar while TFLite-Micro runs the samples.
 
@@ -91,7 +94,8 @@ def verify(
         A `VerifyResult`.
 
     Raises:
-        InputMismatchError: the inputs do not match the model's input shapes.
+        InputMismatchError: the inputs do not match the model's inputs (count, shapes).
+        NonFiniteError: the inputs hold NaN or Inf.
         InterpreterError: the interpreter refused or crashed on the model.
 
     Example:
@@ -101,19 +105,10 @@ def verify(
     model_bytes = tflite if isinstance(tflite, (bytes, bytearray)) else read_model_file(tflite)
     info = read_flatbuffer(model_bytes)
     check_flatbuffer(info)
-    values = _as_list(inputs)
-    if len(values) != len(info.inputs):
-        raise InputMismatchError(
-            f"the model has {len(info.inputs)} input(s), got {len(values)} array(s)."
-        )
-    for value, tensor in zip(values, info.inputs):
-        if tuple(value.shape[1:]) != tensor.shape[1:]:
-            raise InputMismatchError(
-                f"input '{tensor.name}' expects samples of shape {tensor.shape[1:]}, got "
-                f"{tuple(value.shape[1:])} (the first axis counts samples)."
-            )
-        if not np.isfinite(np.asarray(value, np.float64)).all():
-            raise NonFiniteError(f"inputs for '{tensor.name}' hold NaN/Inf: clean the data.")
+    # the flatbuffer's input names are op names (or stripped): the model's, where given
+    specs = flatbuffer_specs(info, None if reference is None else [
+        str(t.name) for t in reference.inputs])
+    values = model_arrays(inputs, "inputs", specs)
     quantized = [tensor.quantize(v) for v, tensor in zip(values, info.inputs)]
     run = run_tflm(model_bytes, quantized, output_count=len(info.outputs), progress=progress)
     outputs = [tensor.dequantize(r) for r, tensor in zip(run.outputs, info.outputs)]

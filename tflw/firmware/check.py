@@ -19,7 +19,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from tflw.errors import FirmwareBuildError, InputMismatchError, ModelFileError
+from tflw.errors import FirmwareBuildError, ModelFileError
 from tflw.export.c_array import ARRAY_NAME, COMPRESSED_ARRAY_NAME
 from tflw.export.firmware import with_arena
 from tflw.export.flatbuffer import read_flatbuffer
@@ -28,6 +28,7 @@ from tflw.export.tflm import run_tflm
 from tflw.firmware.flash_map import flash_by_part
 from tflw.firmware.tensor_dump import op_differences
 from tflw.firmware.tflm_build import TARGETS, TflmLibrary, build_tflm, check_tree
+from tflw.model_data import flatbuffer_specs, model_arrays
 
 QEMU = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
         "-serial", "none", "-semihosting-config", "enable=on,target=native"]
@@ -119,9 +120,6 @@ def _sketch_for(model: str, sketch: Path, out_dir: Path, report: dict, scratch: 
     """(sketch, its model's C array source) to build for `model`."""
     if model == "int8":
         return sketch, sketch.parent / "model_data.cc"
-    if not (out_dir / "model_compressed.tflite").is_file():
-        raise ModelFileError(f"'{out_dir}' holds no model_compressed.tflite: export with "
-                             "compress='always' (tflw export --compress always).")
     changed = scratch / sketch.name
     changed.write_text(compressed_sketch(sketch.read_text(), report["lut"]))
     return changed, out_dir / "model_compressed_data.cc"
@@ -139,17 +137,16 @@ def sketch_path(out_dir: Path) -> Path:
     return sketches[0]
 
 
-def _inputs(info, inputs: Optional[np.ndarray], samples: int) -> list:
-    """Quantized inputs: `inputs` (float, sample axis first) or random codes (seed 0)."""
+def _inputs(info, inputs, samples: int, names: Optional[list]) -> list:
+    """Quantized inputs, one array per model input: `inputs` (float, sample axis first; a
+    list or dict by name for several inputs; `names`: the Keras input names) or random
+    codes (seed 0)."""
     if inputs is None:
         rng = np.random.default_rng(0)
         return [rng.integers(np.iinfo(t.numpy_dtype).min, np.iinfo(t.numpy_dtype).max + 1,
                              (samples, *t.shape[1:])).astype(t.numpy_dtype) for t in info.inputs]
-    if len(info.inputs) != 1 or tuple(np.shape(inputs)[1:]) != info.inputs[0].shape[1:]:
-        raise InputMismatchError(
-            f"inputs of shape {np.shape(inputs)} do not fit the model's input "
-            f"{info.inputs[0].shape[1:]} (the first axis counts samples).")
-    return [info.inputs[0].quantize(np.asarray(inputs)[:samples])]
+    arrays = model_arrays(inputs, "inputs", flatbuffer_specs(info, names))
+    return [tensor.quantize(array[:samples]) for tensor, array in zip(info.inputs, arrays)]
 
 
 MODES = {"run": [], "dump": ["-DTFLW_DUMP_TENSORS"], "record": ["-DTFLW_RECORD_ARENA"]}
@@ -265,7 +262,9 @@ def check_firmware(
         cmsis_nn: a CMSIS-NN source tree, to build TFLite-Micro's cmsis_nn kernels.
         target: "host" (g++) or "cortex-m4" (arm-none-eabi-g++, run under
             qemu-system-arm's mps2-an386; also measures flash by part).
-        inputs: float inputs, sample axis first (default: random codes, seed 0).
+        inputs: float inputs, sample axis first: an array, or for several inputs a list
+            with one array per input or a dict by input name (default: random codes,
+            seed 0).
         samples: how many inputs to run.
         timeout_s: the firmware is stopped after this long.
         per_op: with `cmsis_nn`, also build the reference kernels for `target` and compare
@@ -291,19 +290,23 @@ def check_firmware(
         raise FirmwareBuildError(f"model '{model}': choose int8 or compressed.")
     out_dir = Path(out_dir)
     sketch = sketch_path(out_dir)
+    model_file = out_dir / ("model_compressed.tflite" if model == "compressed" else "model.tflite")
+    if model == "compressed" and not model_file.is_file():
+        raise ModelFileError(f"'{out_dir}' holds no model_compressed.tflite: export with "
+                             "compress='always' (tflw export --compress always).")
+    model_bytes = model_file.read_bytes()
+    info = read_flatbuffer(model_bytes)
+    report = json.loads((out_dir / "report.json").read_text())
+    names = [entry.get("keras_name") for entry in report["inputs"]]
+    quantized = _inputs(info, inputs, samples, None if None in names else names)  # fails fast
     tflm = Path(tflm).expanduser()
     cmsis_nn = None if cmsis_nn is None else Path(cmsis_nn).expanduser()
     check_tree(tflm, cmsis_nn)  # before the Python interpreter's run, not after
     if target == "cortex-m4" and shutil.which("qemu-system-arm") is None:
         raise FirmwareBuildError("qemu-system-arm is not installed: the cortex-m4 check runs "
                                  "under it (Debian: apt-get install qemu-system-arm).")
-    report = json.loads((out_dir / "report.json").read_text())
     with tempfile.TemporaryDirectory(prefix="tflw-sketch-") as scratch:
         sketch, model_data = _sketch_for(model, sketch, out_dir, report, Path(scratch))
-        model_bytes = (out_dir / ("model_compressed.tflite" if model == "compressed"
-                                  else "model.tflite")).read_bytes()
-        info = read_flatbuffer(model_bytes)
-        quantized = _inputs(info, inputs, samples)
         count = len(quantized[0])
         expected = run_tflm(model_bytes, quantized, output_count=len(info.outputs)).outputs
         library = build_tflm(tflm, TARGETS[target], cmsis_nn)

@@ -8,7 +8,7 @@ import numpy as np
 
 from tflw.errors import UnsupportedModelError
 from tflw.export.dense_granularity import output_error
-from tflw.export.preflight import check_data
+from tflw.model_data import one_input_array
 from tflw.model_kind import is_tf_keras_model
 from tflw.ptq.adaround import ITERATIONS, adaround_layer
 from tflw.ptq.bias_correction import correct_biases, layer_inputs, linear_layers
@@ -89,7 +89,8 @@ def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
         raise ValueError(f"ranges={ranges!r}: choose one of {', '.join(RANGE_METHODS)}")
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding={rounding!r}: choose one of {', '.join(ROUNDINGS)}")
-    data = check_data(calibration_data, "calibration_data", model)[:CALIBRATION_SAMPLES]
+    data = one_input_array(calibration_data, "calibration_data", model,
+                           "tflw.ptq")[:CALIBRATION_SAMPLES]
     if equalization:
         model, _ = equalize(model)
     qat = quantize_model(model, weight_bits=weight_bits, layer_bits=layer_bits, method="lsq")

@@ -2,12 +2,13 @@
 
 import os
 import warnings
-from typing import Iterable, Optional, Union
+from typing import Optional
 
 import keras
 import numpy as np
 
 from tflw.errors import SilentActivationWarning, UnsupportedModelError
+from tflw.model_data import ModelData, as_model_input, data_batches
 from tflw.model_kind import is_tf_keras_model
 from tflw.quantization.activation_balance import balance_activations
 from tflw.quantization.concatenate import share_concat_ranges
@@ -19,7 +20,7 @@ from tflw.quantization.quantize_model import quantize_keras3
 
 def quantize_model(
     model: keras.Model,
-    calibration_data: Optional[Union[np.ndarray, Iterable]] = None,
+    calibration_data: Optional[ModelData] = None,
     weight_bits: Optional[int] = None,
     layer_bits: Optional[dict] = None,
     method: str = "lsq",
@@ -38,8 +39,11 @@ def quantize_model(
 
     Args:
         model: a built `keras.Sequential` or Functional `keras.Model` (or a tf_keras model).
-        calibration_data: optional input batches (array, or iterable of arrays) used to set
-            the activation ranges before training, so the result exports even untrained.
+        calibration_data: optional example inputs used to set the activation ranges
+            before training, so the result exports even untrained: an array for a
+            one-input model; for several inputs a list with one array per input or a dict
+            by input name, as Keras's `fit` takes them; or an iterable of such batches
+            (a generator, a tf.data.Dataset). Checked before the model is rewritten.
             With activation_bits 2 to 7 they also rescale the weights around each low-bit
             activation (a residual stream as a whole), so that its fixed clipping level
             fits the data (`tflw.quantization.balance_activations`); give them.
@@ -73,6 +77,7 @@ def quantize_model(
 
     Raises:
         UnsupportedModelError: for a subclassed model (the message says how to rewrite it).
+        InputMismatchError / NonFiniteError: `calibration_data` does not fit the model.
         UnsupportedLayerError: naming the first layer without a quantization rule.
 
     Warns:
@@ -90,6 +95,18 @@ def quantize_model(
     if activation_bits not in ACTIVATION_BITS + LOW_BIT_ACTIVATIONS:
         raise ValueError(f"activation_bits must be 2 to 8, or 16 (TFLite's 16x8), got "
                          f"{activation_bits}")
+    if not isinstance(model, keras.Model) and not is_tf_keras_model(model):
+        raise UnsupportedModelError(
+            f"expected a keras.Model, got {type(model).__name__}. Load or build a Keras "
+            "model first (keras.saving.load_model for a .keras file)."
+        )
+    # checked before the model is rewritten: a misfit fails fast, naming the input
+    batches = (None if calibration_data is None
+               else data_batches(calibration_data, "calibration_data", model))
+    if batches is not None and activation_bits in LOW_BIT_ACTIVATIONS and len(batches[0]) > 1:
+        raise UnsupportedModelError(
+            f"activation_bits={activation_bits} takes models with one input; '{model.name}' "
+            f"has {len(batches[0])}. Use activation_bits=8 or 16.")
     if is_tf_keras_model(model):
         if (weight_bits not in (None, 8) or layer_bits or method != "lsq" or activation_bits != 8
                 or shared_levels):
@@ -98,24 +115,16 @@ def quantize_model(
                 "only; tfmot quantizes tf_keras models at int8. Rebuild the model in "
                 "Keras 3 for weight_bits or activation_bits.")
         qat = _quantize_with_tfmot(model)
-    elif isinstance(model, keras.Model):
+    else:
         bits = weight_bits if weight_bits is not None else 1 if method == "binary" else 8
         qat = quantize_keras3(model, bits, method, layer_bits, activation_bits, shared_levels)
-    else:
-        raise UnsupportedModelError(
-            f"expected a keras.Model, got {type(model).__name__}. Load or build a Keras "
-            "model first (keras.saving.load_model for a .keras file)."
-        )
-    if calibration_data is not None:
-        if not isinstance(calibration_data, np.ndarray):
-            calibration_data = list(calibration_data)
-        calibrate(qat, calibration_data)
+    if batches is not None:
+        _run_batches(qat, batches)
         if activation_bits in LOW_BIT_ACTIVATIONS:
             # on the calibrated model, whose quantized inputs the producers really see
-            data = (np.concatenate(calibration_data) if isinstance(calibration_data, list)
-                    else calibration_data)
+            data = np.concatenate([batch[0] for batch in batches])
             balance_activations(qat, data)
-            calibrate(qat, calibration_data)
+            _run_batches(qat, batches)
             _warn_silent(qat, data, activation_bits)
     return qat
 
@@ -131,21 +140,35 @@ def _warn_silent(qat: keras.Model, data: np.ndarray, activation_bits: int) -> No
             "Train the float model further, or use more activation_bits."))
 
 
-def calibrate(model, data: Union[np.ndarray, Iterable], batch_size: int = 64) -> None:
+def calibrate(model: keras.Model, data: ModelData, batch_size: int = 64) -> None:
     """Set the activation ranges of a quantization-aware model from example inputs.
 
     Runs the model forward in training mode (ranges update; no weight changes; BatchNorm
-    statistics are frozen in tflw's layers).
+    statistics are frozen in tflw's layers), `batch_size` samples at a time.
+
+    Args:
+        model: the quantization-aware model.
+        data: an array for a one-input model; for several inputs a list with one array per
+            input (in `model.inputs` order) or a dict by input name, as Keras's `fit`
+            takes them; or an iterable of such batches (a generator, a tf.data.Dataset,
+            a list of lists or dicts). Checked before any run.
+
+    Raises:
+        InputMismatchError: wrong count of arrays, or shapes that do not fit the model.
+        NonFiniteError: NaN or Inf in the data.
 
     Example:
         >>> tflw.calibrate(qat, x_train[:1024])
+        >>> tflw.calibrate(fusion_qat, {"accel": windows, "audio": spectrograms})
     """
-    batches = (
-        [data[i:i + batch_size] for i in range(0, len(data), batch_size)]
-        if isinstance(data, np.ndarray) else data
-    )
+    _run_batches(model, data_batches(data, "data", model), batch_size)
+
+
+def _run_batches(model, batches: list, batch_size: int = 64) -> None:
+    """Run checked `batches` (each one array per input) through `model` in training mode."""
     for batch in batches:
-        model(batch, training=True)
+        for start in range(0, len(batch[0]), batch_size):
+            model(as_model_input([a[start:start + batch_size] for a in batch]), training=True)
     share_concat_ranges(model)
 
 

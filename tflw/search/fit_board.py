@@ -45,7 +45,8 @@ from tflw.export.convert import is_quantization_aware
 from tflw.export.export import ExportResult
 from tflw.model_file import load_model
 from tflw.export.lut import DECODE_CODE_BYTES
-from tflw.export.preflight import check_data, check_model
+from tflw.export.preflight import check_model
+from tflw.model_data import one_input_array
 from tflw.search.candidate import (CandidateJob, Measured, export_candidate,
                                    measure_candidate, run_candidate, train_candidate)
 from tflw.search.problem import Config, Problem, build_problem, cost_model, unchanged
@@ -310,7 +311,7 @@ def _fingerprint(model: keras.Model, settings: dict) -> str:
 def _labels(data, argument: str, model) -> Tuple[np.ndarray, np.ndarray]:
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(f"{argument} must be (inputs, labels), e.g. (x_train, y_train)")
-    x = check_data(data[0], argument, model)
+    x = one_input_array(data[0], argument, model, "fit_board")
     y = np.asarray(data[1])
     if len(y) != len(x):
         raise ValueError(f"{argument} has {len(x)} inputs but {len(y)} labels")
