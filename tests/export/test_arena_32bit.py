@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tflw
-from tflw.export.arena_32bit import arena_on_32_bit, recorded_allocations
+from tflw.export.arena_32bit import ModelCounts, arena_on_32_bit, recorded_allocations
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "arena_32bit.json"
 
@@ -25,9 +25,9 @@ def test_the_recording_is_read_and_pointer_structs_halve():
 [RecordingMicroAllocator] 'Persistent buffer data' used 1208 bytes with alignment overhead (requested 1184 bytes for 18 allocations)
 [RecordingMicroAllocator] 'NodeAndRegistration struct' used 512 bytes with alignment overhead (requested 512 bytes for 8 NodeAndRegistration structs)"""  # noqa: E501
     assert recorded_allocations(printed)["kinds"]["Persistent buffer data"] == (1208, 1184, 18)
-    demo_ops = ["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "ADD", "MAX_POOL_2D", "CONV_2D",
-                "MEAN", "FULLY_CONNECTED"]
-    estimate = arena_on_32_bit(printed, demo_ops)
+    demo = ModelCounts(("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "ADD", "MAX_POOL_2D",
+                        "CONV_2D", "MEAN", "FULLY_CONNECTED"), tensors=19, planned=9)
+    estimate = arena_on_32_bit(printed, demo)
     parts = estimate["persistent_parts"]
     assert parts["TfLiteEvalTensor data"] == 240 and parts["NodeAndRegistration struct"] == 256
     assert parts["Persistent TfLiteTensor quantization data"] == 40
@@ -36,7 +36,9 @@ def test_the_recording_is_read_and_pointer_structs_halve():
     assert abs(estimate["arena_bytes"] - 11412) <= 0.01 * 11412
     # five ops whose OpData hold two pointers: 16 B less each than the 1,184 B recorded
     assert estimate["persistent_parts"]["Persistent buffer data"] == 1184 - 5 * 16
-    assert arena_on_32_bit("no recording here", demo_ops) is None
+    # planning a 9-buffer head takes less than the 9,408 B plan: the arena used is enough
+    assert estimate["min_arena_bytes"] == estimate["arena_bytes"]
+    assert arena_on_32_bit("no recording here", demo) is None
 
 
 ZOO_ROWS = [row for row in json.loads(RESULTS.read_text())["rows"]

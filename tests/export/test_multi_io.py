@@ -1,6 +1,9 @@
 """A sensor-fusion model with two inputs and two outputs, end to end, and bad data for it
 refused by every entry point with the named tflw error, before anything is written."""
 
+import os
+import shutil
+
 import keras
 import numpy as np
 import pytest
@@ -68,6 +71,21 @@ def test_the_float_model_exports_through_the_converters_ptq_from_batches(data, t
     # the converter's int8 against the float model: a few steps on each output
     assert len(result.verification.lsb_differences) == 2
     assert all(d.max() <= 4 for d in result.verification.lsb_differences)
+
+
+@pytest.mark.skipif(not os.environ.get("TFLW_TFLM_DIR") or shutil.which("qemu-system-arm") is None,
+                    reason="set TFLW_TFLM_DIR to a TFLite-Micro tree; needs qemu-system-arm")
+def test_the_firmware_feeds_each_input_and_returns_each_output_bit_exact_on_a_cortex_m4(
+        exported, data):
+    _, result = exported
+    image, signal = data[:2]
+    check = check_firmware(result.out_dir, os.environ["TFLW_TFLM_DIR"], target="cortex-m4",
+                           inputs={"image": image, "signal": signal}, samples=10)
+    assert check.bit_exact and check.samples == 10
+    # a small model: planning its head, not the plan, sets the arena the sketch allows for
+    assert check.arena_used_bytes < result.report["arena_32bit"]["min_arena_bytes"]
+    assert "Output 1: " in check.sketch_output and "differ from host TFLite-Micro: 0 of 4" in (
+        check.sketch_output)
 
 
 WRONG = {

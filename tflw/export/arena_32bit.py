@@ -11,13 +11,21 @@ against Cortex-M4 builds of the same TFLite-Micro by `tflw firmware check`): the
 allocator's own structs, which the recording does not list, take 410 bytes less.
 
 ```python
-part = arena_on_32_bit(run.recording, [op.name for op in info.operators])  # a TflmRun
+part = arena_on_32_bit(run.recording, model_counts(model_bytes))  # run: a TflmRun
 part["arena_bytes"], part["non_persistent_bytes"], part["persistent_bytes"]
 ```
 """
 
 import re
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+from tflite_micro.python.tflite_micro.runtime import (
+    convert_bytearray_to_object,
+    get_builtin_code_from_operator_code,
+)
+
+from tflw.export.flatbuffer import OP_NAMES
 
 # Bytes of one allocation of each kind on a 32-bit MCU (a Cortex-M4 build records these).
 STRUCT_BYTES_32 = {"TfLiteEvalTensor data": 12, "Persistent TfLiteTensor data": 32,
@@ -36,6 +44,16 @@ OPDATA_SHRINK = {"CONV_2D": 16, "DEPTHWISE_CONV_2D": 16, "FULLY_CONNECTED": 16,
                  "SOFTMAX": 16, "CONCATENATION": 16}
 # The allocator's own structs (the recording does not list them), fitted on those builds.
 UNRECORDED_SHRINK = 410
+# Planning the head (MicroAllocator::CommitStaticMemoryPlan) takes temporary memory: an
+# AllocationInfo (size_t, pointer, three ints, bool) per tensor and scratch request, and
+# GreedyMemoryPlanner::per_buffer_size() per planned buffer; PLANNING_SPARE of each for the
+# kernels' scratch requests and alignment. On a small model this, not the plan, sets the
+# smallest arena (the two-input model of tests/export/test_multi_io.py: 2,336 B on a
+# Cortex-M4 for 1,752 B used).
+ALLOCATION_INFO_BYTES_32 = 24
+PLANNER_BYTES_PER_BUFFER = 40
+PLANNING_SPARE = 8
+ALIGNMENT = 16
 
 _KIND = re.compile(r"'([^']+)' used (\d+) bytes with alignment overhead "
                    r"\(requested (\d+) bytes for (\d+) ")
@@ -53,11 +71,37 @@ def recorded_allocations(printed: str) -> Optional[dict]:
     return {**parts, "kinds": kinds}
 
 
-def arena_on_32_bit(printed: str, ops: Sequence[str]) -> Optional[dict]:
+@dataclass(frozen=True)
+class ModelCounts:
+    """What the 32-bit estimate needs of the model: its ops' builtin names, in graph order,
+    its tensors, and the tensors TFLite-Micro plans in the head."""
+
+    ops: tuple
+    tensors: int
+    planned: int
+
+
+def model_counts(model_bytes: bytes) -> ModelCounts:
+    """The `ModelCounts` of a flatbuffer."""
+    model = convert_bytearray_to_object(bytearray(model_bytes))
+    ops, tensors, planned = [], 0, 0
+    for graph in model.subgraphs:
+        for op in graph.operators or []:
+            code = model.operatorCodes[op.opcodeIndex]
+            ops.append(OP_NAMES.get(get_builtin_code_from_operator_code(code), "CUSTOM"))
+        for tensor in graph.tensors:
+            data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
+            tensors += 1
+            planned += int((data is None or len(data) == 0) and not tensor.isVariable)
+    return ModelCounts(tuple(ops), tensors, planned)
+
+
+def arena_on_32_bit(printed: str, counts: ModelCounts) -> Optional[dict]:
     """The arena a 32-bit build of the same TFLite-Micro needs with its reference kernels,
     split into non-persistent (tensors and scratch) and persistent bytes, from the host
-    interpreter's `print_allocations()` text for a model running `ops` (one builtin name
-    per op of its graph); None without a recording."""
+    interpreter's `print_allocations()` text for a model of `counts`; None without a
+    recording. "arena_bytes" is what the build's arena_used_bytes() reports, "min_arena_bytes"
+    what AllocateTensors() needs: on a small model planning the head takes more."""
     recorded = recorded_allocations(printed)
     if recorded is None:
         return None
@@ -69,11 +113,22 @@ def arena_on_32_bit(printed: str, ops: Sequence[str]) -> Optional[dict]:
         elif kind == QUANTIZATION:
             persistent_parts[kind] = round(used - QUANTIZATION_SHRINK_PER_ALLOCATION * count)
         elif kind == KERNEL_DATA:
-            persistent_parts[kind] = requested - sum(OPDATA_SHRINK.get(op, 0) for op in ops)
+            persistent_parts[kind] = requested - sum(OPDATA_SHRINK.get(op, 0)
+                                                     for op in counts.ops)
         else:  # variable buffers, op data: byte arrays, the same size on every word size
             persistent_parts[kind] = used
     persistent_parts["allocator structs"] = max(0, unrecorded - UNRECORDED_SHRINK)
     persistent = sum(persistent_parts.values())
-    return {"arena_bytes": recorded["head"] + persistent,
+    # The interpreter's input and output tensors and their pointer arrays come after the
+    # plan; planning itself holds an AllocationInfo per tensor and the planner's state per
+    # planned buffer in the head, with room for the kernels' scratch requests.
+    after_planning = sum(persistent_parts.get(kind, 0) for kind in (
+        "Persistent TfLiteTensor data", QUANTIZATION)) + 2 * ALIGNMENT
+    planning = ((counts.tensors + PLANNING_SPARE) * ALLOCATION_INFO_BYTES_32
+                + (counts.planned + PLANNING_SPARE) * PLANNER_BYTES_PER_BUFFER)
+    used = recorded["head"] + persistent
+    return {"arena_bytes": used,
+            "min_arena_bytes": max(used, persistent - after_planning + planning),
             "non_persistent_bytes": recorded["head"], "persistent_bytes": persistent,
+            "planning_bytes": planning,
             "persistent_parts": persistent_parts, "host_arena_bytes": recorded["total"]}

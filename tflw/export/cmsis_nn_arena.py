@@ -22,10 +22,10 @@ from tflite_micro.python.tflite_micro.runtime import (
     schema_fb,
 )
 
+from tflw.export.flatbuffer import OP_NAMES
 from tflw.export.memory_plan import (ActivationBuffer, activation_buffers, greedy_head,
                                      head_with_scratch, planned_offsets)
 
-_OP_NAMES = {v: k for k, v in vars(schema_fb.BuiltinOperator).items() if not k.startswith("_")}
 _INT8, _INT16 = schema_fb.TensorType.INT8, schema_fb.TensorType.INT16
 _ALIGNMENT = 16  # TFLite-Micro aligns every arena allocation to 16 bytes
 # Bytes each CMSIS-NN kernel's OpData holds beyond the reference kernel's on a 32-bit MCU
@@ -133,7 +133,7 @@ def cmsis_nn_additions(model_bytes: bytes) -> list:
     additions = []
     for index, op in enumerate(graph.operators or []):
         code = model.operatorCodes[op.opcodeIndex]
-        name = _OP_NAMES.get(get_builtin_code_from_operator_code(code), "CUSTOM")
+        name = OP_NAMES.get(get_builtin_code_from_operator_code(code), "CUSTOM")
         scratch = _aligned(_scratch(name, op, graph.tensors))
         extra = _OPDATA_EXTRA.get(name, 0)
         persistent = _aligned(extra) + (_aligned(_SCRATCH_HANDLE) if scratch else 0)

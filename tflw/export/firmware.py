@@ -62,7 +62,7 @@ def arena_sizes(host_bytes: int, arena_32bit: Optional[dict] = None,
     if arena_32bit is None:
         return {"mcu": arena_size(host_bytes), "host": aligned_16(host_bytes)}
     extra = 0 if cmsis_nn is None else cmsis_nn["margin_bytes"]
-    estimate = arena_32bit["arena_bytes"]
+    estimate = arena_32bit["min_arena_bytes"]
     return {"mcu": aligned_16(int(np.ceil(estimate * (1 + ESTIMATE_MARGIN))) + extra),
             "host": aligned_16(host_bytes)}
 
@@ -201,10 +201,12 @@ def arena_comment(sizes: dict, arena_32bit: Optional[dict], cmsis_nn: Optional[d
         mcu = (f"On a 32-bit MCU: the host's arena plus {int(ARENA_MARGIN * 100)} %, "
                "rounded up to 16.")
     else:
+        planning = arena_32bit["min_arena_bytes"] - arena_32bit["arena_bytes"]
         mcu = (f"On a 32-bit MCU: {arena_32bit['non_persistent_bytes']} bytes of tensors and "
                f"scratch and {arena_32bit['persistent_bytes']} persistent with the reference "
-               f"kernels (estimated from the host's recording), plus {ESTIMATE_MARGIN:.0%} for "
-               "the estimate")
+               "kernels (estimated from the host's recording)"
+               + (f", {planning} more while AllocateTensors() plans them" if planning else "")
+               + f", plus {ESTIMATE_MARGIN:.0%} for the estimate")
         if cmsis_nn is not None and cmsis_nn["margin_bytes"]:
             scratch = [op for op in cmsis_nn["ops"] if op["scratch_bytes"]]
             largest = max(scratch, key=lambda op: op["scratch_bytes"], default=None)

@@ -21,7 +21,7 @@ from tflite_micro.python.tflite_micro.runtime import (
 
 from tflw.errors import ConversionError
 
-_OP_NAMES = {v: k for k, v in vars(schema_fb.BuiltinOperator).items() if not k.startswith("_")}
+OP_NAMES = {v: k for k, v in vars(schema_fb.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(schema_fb.TensorType).items() if not k.startswith("_")}
 _NUMPY_TYPES = {"INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "UINT8": np.uint8,
                 "FLOAT32": np.float32}
@@ -216,7 +216,7 @@ def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:
                 name = code.customCode.decode()
                 used[name] = OpInfo(name, int(code.version), custom=True)
             else:
-                name = _OP_NAMES[builtin]
+                name = OP_NAMES[builtin]
                 used[name] = OpInfo(name, max(int(code.version), used.get(name, OpInfo(name, 0)).version))
             if graph_index == 0:
                 costs.append(_operator_cost(model, graph, index, op, name))

@@ -14,7 +14,7 @@ from typing import Optional, Sequence, TYPE_CHECKING, Union
 import numpy as np
 
 from tflw.errors import ModelFileError
-from tflw.export.arena_32bit import arena_on_32_bit
+from tflw.export.arena_32bit import arena_on_32_bit, model_counts
 from tflw.export.flatbuffer import read_flatbuffer
 from tflw.export.preflight import check_flatbuffer
 from tflw.export.tflm import run_tflm
@@ -114,8 +114,8 @@ def verify(
     outputs = [tensor.dequantize(r) for r, tensor in zip(run.outputs, info.outputs)]
     result = VerifyResult(outputs=outputs, arena_bytes=run.arena_bytes,
                           invoke_seconds=run.invoke_seconds,
-                          arena_32bit=arena_on_32_bit(
-                              run.recording, [op.name for op in info.operators]))
+                          arena_32bit=arena_on_32_bit(run.recording,
+                                                      model_counts(model_bytes)))
     if reference is not None:
         _compare(result, reference, quantized, info)
     return result
