@@ -29,7 +29,9 @@ setup(
     # nbclient, ipykernel: the notebooks run in the suite; matplotlib: their plots
     # ray: fit_board's candidates on several machines (tflw.search.RayExecutor), tested
     # mkdocs, mkdocs-material, mkdocstrings: the suite builds the documentation site
-    extras_require={"test": ["pytest", "hypothesis", "jax", "torch", "nbclient", "nbformat",
+    # pytest-xdist: the suite runs a test file per core (-n 2 --dist loadfile)
+    extras_require={"test": ["pytest", "pytest-xdist", "hypothesis", "jax", "torch", "nbclient",
+                             "nbformat",
                              "ipykernel", "matplotlib", "ray", "mkdocs", "mkdocs-material",
                              "mkdocstrings[python]"],
                     "docs": ["mkdocs", "mkdocs-material", "mkdocstrings[python]"],

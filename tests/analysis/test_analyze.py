@@ -105,3 +105,14 @@ def test_pareto_front_and_plots(demo_qat, tmp_path):
     plot_pareto(runs, tmp_path / "pareto.png")
     for name in ("layers.png", "pareto.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_memory_access_of_a_1x1_convolution_is_shufflenet_v2s_formula_plus_its_bias():
+    inputs = keras.Input((8, 8, 16))
+    model = keras.Model(inputs, keras.layers.Conv2D(32, 1)(inputs))
+    analysis = tflw.analyze(model)
+    (conv,) = [op for op in analysis.ops if op.name == "CONV_2D"]
+    # h*w*(c_in + c_out) + c_in*c_out int8 bytes (Ma et al. 2018), and 32 int32 biases
+    assert conv.memory_access_bytes == 8 * 8 * (16 + 32) + 16 * 32 + 32 * 4
+    assert analysis.memory_access_bytes >= conv.memory_access_bytes
+    assert f"{analysis.memory_access_bytes:,}" in str(analysis)

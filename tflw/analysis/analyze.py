@@ -69,6 +69,12 @@ class Analysis:
     cmsis_nn_arena: Optional[dict] = None
 
     @property
+    def memory_access_bytes(self) -> int:
+        """Bytes every op reads and writes (`OperatorCost.memory_access_bytes`), summed:
+        on a microcontroller memory traffic is often what costs, beside the MACs."""
+        return sum(op.memory_access_bytes for op in self.ops)
+
+    @property
     def latency_estimate_seconds(self) -> Optional[float]:
         return None if self.board is None else self.board.latency_seconds(self.macs)
 
@@ -166,13 +172,14 @@ def analyze(
 
 def summary(analysis: Analysis) -> str:
     """A Larq-style printed table of `analysis`."""
-    header = ("layer", "op", "output", "bits", "params", "MACs", "weight B", "act. B")
+    header = ("layer", "op", "output", "bits", "params", "MACs", "weight B", "act. B",
+              "memory B")
     rows = [(op.layer, op.name, "x".join(map(str, op.output_shape[1:])),
              str(analysis.lut_bits.get(op.weight_tensor, 8)) if op.weight_tensor else "",
              f"{op.parameters:,}", f"{op.macs:,}", f"{op.parameter_bytes:,}",
-             f"{op.output_bytes:,}") for op in analysis.ops]
+             f"{op.output_bytes:,}", f"{op.memory_access_bytes:,}") for op in analysis.ops]
     total = ("total", "", "", "", f"{analysis.parameters:,}", f"{analysis.macs:,}",
-             f"{analysis.weight_bytes:,}", "")
+             f"{analysis.weight_bytes:,}", "", f"{analysis.memory_access_bytes:,}")
     widths = [max(len(row[i]) for row in [header, *rows, total]) for i in range(len(header))]
 
     def line(row) -> str:

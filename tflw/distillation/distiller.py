@@ -30,7 +30,8 @@ import keras
 import numpy as np
 from keras.distillation import LogitsDistillation
 
-from tflw.distillation.hints import HintDistillation, hint_adapter
+from tflw.distillation.hints import HintDistillation, check_same_size, hint_adapter
+from tflw.distillation.relational import AttentionTransfer, SimilarityPreserving
 
 
 class Distiller(keras.distillation.Distiller):
@@ -38,6 +39,8 @@ class Distiller(keras.distillation.Distiller):
 
         loss = alpha * CE(y, s) + (1 - alpha) * T^2 * KL(softmax(t / T) || softmax(s / T))
                + (1 - alpha) * hint_weight * sum_hints MSE(teacher_feature, adapter(student_feature))
+               + (1 - alpha) * attention_weight * sum_attention AT(teacher_feature, student_feature)
+               + (1 - alpha) * similarity_weight * sum_similarity SP(teacher_feature, student_feature)
 
     Both models must output logits (no softmax). The teacher is frozen and runs in
     inference mode.
@@ -49,17 +52,26 @@ class Distiller(keras.distillation.Distiller):
         alpha: weight of the hard-label loss, in [0, 1].
         hints: {student layer name: teacher layer name} feature hints.
         hint_weight: weight of each hint relative to the logits loss.
+        attention: {student layer name: teacher layer name} attention transfer
+            (`tflw.distillation.relational.AttentionTransfer`): features of the same
+            height and width, any channel counts.
+        attention_weight: its weight (beta; 1,000 in Zagoruyko & Komodakis's code).
+        similarity: {student layer name: teacher layer name} similarity-preserving
+            distillation (`tflw.distillation.relational.SimilarityPreserving`): any shapes.
+        similarity_weight: its weight (gamma; 3,000 in Tung & Mori's CIFAR-10 runs).
         cached_teacher_logits: train on `fit(x, (y, teacher_logits))` instead of running
-            the teacher (see `teacher_logits`); not with hints.
+            the teacher (see `teacher_logits`); not with feature losses.
     """
 
     def __init__(self, student: keras.Model, teacher: keras.Model, temperature: float = 4.0,
                  alpha: float = 0.1, hints: Optional[dict] = None, hint_weight: float = 1.0,
+                 attention: Optional[dict] = None, attention_weight: float = 1000.0,
+                 similarity: Optional[dict] = None, similarity_weight: float = 3000.0,
                  cached_teacher_logits: bool = False, name: str = "distiller", **kwargs):
         hints = dict(hints or {})
-        if cached_teacher_logits and hints:
-            raise ValueError("hints need the teacher's features at every step: use "
-                             "cached_teacher_logits=False with hints")
+        if cached_teacher_logits and (hints or attention or similarity):
+            raise ValueError("feature losses need the teacher's features at every step: use "
+                             "cached_teacher_logits=False with hints, attention or similarity")
         self.hint_adapters = []  # tracked, so the adapters train with the student
         # A KLDivergence instance, not the default "kl_divergence" string: in Keras 3.15 the
         # string resolves to the bare function, which skips the softmax and the T^2 factor.
@@ -71,6 +83,13 @@ class Distiller(keras.distillation.Distiller):
                 self.hint_adapters.append(adapter)
             losses.append(HintDistillation(student_layer, teacher_layer, adapter))
             weights.append(hint_weight)
+        for student_layer, teacher_layer in (attention or {}).items():
+            check_same_size(student, student_layer, teacher, teacher_layer)
+            losses.append(AttentionTransfer(student_layer, teacher_layer))
+            weights.append(attention_weight)
+        for student_layer, teacher_layer in (similarity or {}).items():
+            losses.append(SimilarityPreserving(student_layer, teacher_layer))
+            weights.append(similarity_weight)
         super().__init__(teacher, student, losses, distillation_loss_weights=weights,
                          student_loss_weight=alpha, name=name, **kwargs)
         self.temperature, self.alpha, self.hints = temperature, alpha, hints

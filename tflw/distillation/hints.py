@@ -43,6 +43,21 @@ class HintDistillation(FeatureDistillation):
         return keras.ops.mean(keras.ops.square(teacher_outputs - adapted))
 
 
+def check_same_size(student: keras.Model, student_layer: str, teacher: keras.Model,
+                    teacher_layer: str) -> tuple:
+    """The two features' shapes; ValueError naming both layers where they differ in
+    anything but their channel count."""
+    student_shape = tuple(student.get_layer(student_layer).output.shape)
+    teacher_shape = tuple(teacher.get_layer(teacher_layer).output.shape)
+    if student_shape[:-1] != teacher_shape[:-1]:
+        raise ValueError(
+            f"'{student_layer}' -> '{teacher_layer}': student feature {student_shape} and "
+            f"teacher feature {teacher_shape} differ in more than their channels; pick layers "
+            "with the same spatial size."
+        )
+    return student_shape, teacher_shape
+
+
 def hint_adapter(student: keras.Model, student_layer: str, teacher: keras.Model,
                  teacher_layer: str) -> Optional[keras.layers.Layer]:
     """A 1x1 projection from the student feature's channels to the teacher's, or None.
@@ -50,16 +65,10 @@ def hint_adapter(student: keras.Model, student_layer: str, teacher: keras.Model,
     Raises:
         ValueError: the two features differ in anything but their channel count.
     """
-    student_shape = tuple(student.get_layer(student_layer).output.shape)
-    teacher_shape = tuple(teacher.get_layer(teacher_layer).output.shape)
+    student_shape, teacher_shape = check_same_size(student, student_layer, teacher,
+                                                   teacher_layer)
     if student_shape == teacher_shape:
         return None
-    if student_shape[:-1] != teacher_shape[:-1]:
-        raise ValueError(
-            f"hint '{student_layer}' -> '{teacher_layer}': student feature {student_shape} and "
-            f"teacher feature {teacher_shape} differ in more than their channels; pick layers "
-            "with the same spatial size."
-        )
     channels = teacher_shape[-1]
     name = f"hint_adapter_{student_layer}"
     if len(student_shape) == 4:

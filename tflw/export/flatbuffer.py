@@ -77,6 +77,7 @@ class OperatorCost:
         weights: number of int8 weights, and `zero_weights` how many of them are 0.
         parameters: elements of all its constant inputs (weights and int32 bias), and
             `parameter_bytes` the flash they take.
+        input_bytes: the bytes of its activation inputs (what it reads from the arena).
     """
 
     index: int
@@ -91,6 +92,14 @@ class OperatorCost:
     parameter_bytes: int = 0
     layer: str = ""
     weight_tensor: str = ""  # name of the int8 weight tensor, "" for ops without one
+    input_bytes: int = 0
+
+    @property
+    def memory_access_bytes(self) -> int:
+        """Bytes the op reads and writes once each: its activation inputs, its constants
+        and its output. For a 1x1 convolution, ShuffleNet V2's memory access cost
+        h*w*(c_in + c_out) + c_in*c_out (Ma et al. 2018), plus its int32 bias."""
+        return self.input_bytes + self.parameter_bytes + self.output_bytes
 
 
 @dataclass(frozen=True)
@@ -170,14 +179,21 @@ def _layer_scope(tensor_name: str) -> str:
     return paths[0][-2] if len(paths[0]) >= 2 else paths[0][0]
 
 
+def _bytes(tensor) -> int:
+    itemsize = np.dtype(_NUMPY_TYPES.get(_TYPE_NAMES[tensor.type], np.uint8)).itemsize
+    return int(np.prod(_shape(tensor))) * itemsize
+
+
 def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:
     output = graph.tensors[op.outputs[0]]
     output_shape = _shape(output)
-    weights = zeros = macs = parameters = parameter_bytes = 0
+    weights = zeros = macs = parameters = parameter_bytes = input_bytes = 0
     layer, weight_tensor = _layer_scope(_name(output)), ""
     for position, tensor_index in enumerate(op.inputs):
         tensor = graph.tensors[tensor_index] if tensor_index >= 0 else None
         values = None if tensor is None else constant_values(model, tensor)
+        if values is None and tensor is not None:
+            input_bytes += _bytes(tensor)
         if values is None or not _is_quantized(tensor):
             continue  # activations, and shape/axis constants (they carry no scale)
         parameters += int(values.size)
@@ -186,10 +202,10 @@ def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:
             weights, zeros = int(values.size), int(np.sum(values == 0))
             layer, weight_tensor = _layer_scope(_name(tensor)), _name(tensor)
             macs = _macs(name, _shape(tensor), output_shape)
-    itemsize = np.dtype(_NUMPY_TYPES.get(_TYPE_NAMES[output.type], np.uint8)).itemsize
     return OperatorCost(index, name, _name(output), macs, weights, zeros, output_shape,
-                        int(np.prod(output_shape)) * itemsize, parameters, parameter_bytes,
-                        layer or f"op {index}", weight_tensor)  # "": names stripped
+                        _bytes(output), parameters, parameter_bytes,
+                        layer or f"op {index}", weight_tensor,  # "": names stripped
+                        input_bytes)
 
 
 def read_flatbuffer(model_bytes: bytes) -> FlatbufferInfo:

@@ -7,6 +7,8 @@ x = conv_bn_relu(inputs, 16, 3, strides=2, name="stem")
 x = depthwise_separable(x, 32, name="ds1")
 x = inverted_residual(x, 32, squeeze_excite_ratio=4, activation="hard_swish", name="ir1")
 x = dilated_conv(x, 32, dilation=2, name="context")
+x = fire(x, squeeze=8, expand=16, name="fire1")
+x = bottleneck(x, 8, name="bneck1")
 ```
 
 Each block is verified by `tests/models` to quantize, export and match TFLite-Micro
@@ -64,14 +66,17 @@ def squeeze_excite(x, ratio: int = 4, name: str = "se"):
 
 def inverted_residual(x, filters: int, expansion: int = 4, strides=1, kernel_size=3,
                       squeeze_excite_ratio: Optional[int] = None, activation: str = "relu6",
-                      name: str = "ir"):
+                      expanded: Optional[int] = None, name: str = "ir"):
     """MobileNetV2's block (Sandler et al. 2018): 1x1 expand -> act, depthwise -> act,
     optional squeeze-excite, 1x1 linear projection; a residual add when the shapes allow.
-    MobileNetV3 (Howard et al. 2019) uses activation="hard_swish" with squeeze-excite."""
+    MobileNetV3 (Howard et al. 2019) uses activation="hard_swish" with squeeze-excite, and
+    gives the expanded width itself (`expanded` channels instead of `expansion` times the
+    input's; no expansion conv where it equals the input's)."""
     inputs = x
     channels = int(x.shape[-1])
-    if expansion != 1:
-        x = conv_bn_relu(x, channels * expansion, 1, activation=activation, name=f"{name}_expand")
+    width = channels * expansion if expanded is None else expanded
+    if width != channels:
+        x = conv_bn_relu(x, width, 1, activation=activation, name=f"{name}_expand")
     x = layers.DepthwiseConv2D(kernel_size, strides=strides, padding="same", use_bias=False,
                                name=f"{name}_dw")(x)
     x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
@@ -121,5 +126,31 @@ def residual_block(x, filters: int, strides=1, name: str = "res"):
     y = conv_bn_relu(y, filters, 3, activation=None, name=f"{name}_b")
     if strides != 1 or int(x.shape[-1]) != filters:
         shortcut = layers.Conv2D(filters, 1, strides=strides, name=f"{name}_shortcut")(x)
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.ReLU(name=f"{name}_relu")(y)
+
+
+def fire(x, squeeze: int, expand: int, name: str = "fire"):
+    """SqueezeNet's Fire module (Iandola et al. 2016): a 1x1 squeeze to `squeeze`
+    channels, then 1x1 and 3x3 expands of `expand` channels each, concatenated
+    (2 * expand channels out; CONCATENATION on the device)."""
+    s = conv_bn_relu(x, squeeze, 1, name=f"{name}_squeeze")
+    e1 = conv_bn_relu(s, expand, 1, name=f"{name}_expand1")
+    e3 = conv_bn_relu(s, expand, 3, name=f"{name}_expand3")
+    return layers.Concatenate(name=f"{name}_concat")([e1, e3])
+
+
+def bottleneck(x, filters: int, strides=1, expansion: int = 4, name: str = "bottleneck"):
+    """ResNet's bottleneck block (He et al. 2016): 1x1 to `filters`, 3x3 (carrying the
+    stride), 1x1 linear to `filters * expansion`, added to the input (through a 1x1
+    projection where the shape changes), then ReLU."""
+    out = filters * expansion
+    y = conv_bn_relu(x, filters, 1, name=f"{name}_reduce")
+    y = conv_bn_relu(y, filters, 3, strides=strides, name=f"{name}_conv")
+    y = conv_bn_relu(y, out, 1, activation=None, name=f"{name}_expand")
+    shortcut = x
+    if strides != 1 or int(x.shape[-1]) != out:
+        shortcut = conv_bn_relu(x, out, 1, strides=strides, activation=None,
+                                name=f"{name}_shortcut")
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_relu")(y)

@@ -6,6 +6,7 @@ model = tflw.models.resnet8()           # MLPerf Tiny image classification, CIFA
 model = tflw.models.resnet20()          # the low-bit literature's CIFAR-10 ResNet
 model = tflw.models.mobilenet_v1(0.25)  # visual wake words, 96x96 RGB
 model = tflw.models.gesture_cnn()       # 3-axis accelerometer gestures
+model = tflw.models.mobilenet_v3_small(0.5)  # MobileNetV3-small at MCU scale
 ```
 
 All output logits (no softmax) and are plain Functional Keras 3 models.
@@ -13,7 +14,8 @@ All output logits (no softmax) and are plain Functional Keras 3 models.
 
 import keras
 
-from tflw.models.blocks import conv_bn_relu, depthwise_separable, residual_block
+from tflw.models.blocks import (conv_bn_relu, depthwise_separable, inverted_residual,
+                                residual_block)
 
 layers = keras.layers
 
@@ -75,6 +77,47 @@ def mobilenet_v1(alpha: float = 0.25, input_shape=(96, 96, 3), classes: int = 2,
     for index, (filters, strides) in enumerate(_MOBILENET_V1):
         x = depthwise_separable(x, int(filters * alpha), strides=strides, name=f"ds{index + 1}")
     return keras.Model(inputs, _head(x, classes, dropout), name=f"mobilenet_v1_{alpha:g}")
+
+
+# MobileNetV3-small (Howard et al. 2019, table 2): kernel, expanded, out, squeeze-excite,
+# activation, stride per bottleneck, after a 16-filter 3x3/2 hard-swish stem.
+_MOBILENET_V3_SMALL = ((3, 16, 16, True, "relu", 2), (3, 72, 24, False, "relu", 2),
+                       (3, 88, 24, False, "relu", 1), (5, 96, 40, True, "hard_swish", 2),
+                       (5, 240, 40, True, "hard_swish", 1), (5, 240, 40, True, "hard_swish", 1),
+                       (5, 120, 48, True, "hard_swish", 1), (5, 144, 48, True, "hard_swish", 1),
+                       (5, 288, 96, True, "hard_swish", 2), (5, 576, 96, True, "hard_swish", 1),
+                       (5, 576, 96, True, "hard_swish", 1))
+
+
+def _divisible(channels: float, divisor: int = 8) -> int:
+    """MobileNet's channel rounding: to a multiple of `divisor`, never 10 % below."""
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * channels else rounded
+
+
+def mobilenet_v3_small(alpha: float = 0.5, input_shape=(96, 96, 3), classes: int = 2,
+                       last_channels: int = 1024, dropout: float = 0.2) -> keras.Model:
+    """MobileNetV3-small (Howard et al. 2019) at width `alpha` (channels rounded to 8, the
+    16-filter stem kept), hard-swish and squeeze-excite as in the paper's table 2, and
+    its efficient last stage: 1x1 conv to 6x the last width, global pooling, a 1x1 conv
+    to `last_channels` without BatchNorm, hard-swish, the classifier."""
+    inputs = keras.Input(input_shape, name="image")
+    x = conv_bn_relu(inputs, 16, 3, strides=2, activation="hard_swish", name="stem")
+    for index, (kernel, expanded, out, excite, activation, strides) in enumerate(
+            _MOBILENET_V3_SMALL):
+        x = inverted_residual(x, _divisible(out * alpha), strides=strides, kernel_size=kernel,
+                              squeeze_excite_ratio=4 if excite else None,
+                              activation=activation, expanded=_divisible(expanded * alpha),
+                              name=f"bneck{index + 1}")
+    x = conv_bn_relu(x, _divisible(576 * alpha), 1, activation="hard_swish", name="last")
+    x = layers.GlobalAveragePooling2D(keepdims=True, name="pool")(x)
+    x = layers.Conv2D(last_channels, 1, name="head")(x)
+    x = layers.Activation("hard_swish", name="head_hard_swish")(x)
+    x = layers.Flatten(name="flatten")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    return keras.Model(inputs, layers.Dense(classes, name="logits")(x),
+                       name=f"mobilenet_v3_small_{alpha:g}")
 
 
 def gesture_cnn(steps: int = 128, axes: int = 3, classes: int = 10, filters: int = 24,
