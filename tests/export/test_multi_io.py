@@ -159,3 +159,23 @@ def _saved(model: keras.Model, folder) -> str:
     path = folder / "qat.keras"
     model.save(path)
     return path
+
+
+def test_a_recorded_firmware_arena_keeps_what_planning_needs_on_a_small_model(exported,
+                                                                            tmp_path):
+    from tflw.export.firmware import sketch_arena_sizes
+    from tflw.firmware import FirmwareCheck, record_arena
+
+    _, result = exported
+    out_dir = tmp_path / "copy"
+    shutil.copytree(result.out_dir, out_dir)
+    estimate = result.report["arena_32bit"]
+    planning = estimate["min_arena_bytes"] - estimate["arena_bytes"]
+    assert planning > 0  # this model's head is smaller than its planner's temporary memory
+    # what its Cortex-M4 build reported: 1,752 B used, AllocateTensors() failing below 2,336
+    measured = FirmwareCheck(target="cortex-m4", kernels="reference", model="int8", samples=1,
+                             identical_samples=1, max_lsb_difference=0, arena_used_bytes=1752,
+                             python_arena_bytes=result.arena_bytes, sketch_output="")
+    written = record_arena(out_dir, measured)
+    assert written == sketch_arena_sizes(
+        next((out_dir / "arduino").glob("*/*.ino")).read_text())["mcu"] >= 2336
