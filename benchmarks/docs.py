@@ -49,6 +49,7 @@ PAGES = (
          tables=("summary",), images=("fit_board.png",)),
     Page("arena", "The smallest tensor arena", "arena", ("arena",)),
     Page("arena_32bit", "The arena on a 32-bit MCU", "arena_32bit", ("arena_32bit",)),
+    Page("shift", "Shift convolution: slices or a one-hot depthwise", "shift", ("shift",)),
     Page("firmware", "Firmware on the host and on a Cortex-M4", "firmware", ("firmware",)),
     Page("backends", "Training on JAX and PyTorch", "backends", ("backends",)),
 )

@@ -18,6 +18,7 @@ from tflw.models import (
     mobilenet_v3_small,
     resnet8,
     resnet20,
+    shift_resnet20,
     shuffle_unit,
 )
 
@@ -82,6 +83,13 @@ EXPECTED = {
                                  conv(64, 64, 288), conv(64, 64, 32), *[conv(64, 64, 576)] * 5,
                                  conv(1, 10, 64))),
     "mobilenet_v1": (lambda: mobilenet_v1(0.25), mobilenet_v1_costs(0.25)),
+    # ResNet-20's 3x3 pairs as 1x1 to 3x width, shift (free), 1x1 carrying the stride
+    "shift_resnet20": (shift_resnet20, total(
+        conv(1024, 16, 27), *[conv(1024, 48, 16), conv(1024, 16, 48)] * 3,
+        conv(1024, 96, 16), conv(256, 32, 96), conv(256, 32, 16),
+        *[conv(256, 96, 32), conv(256, 32, 96)] * 2,
+        conv(256, 192, 32), conv(64, 64, 192), conv(64, 64, 32),
+        *[conv(64, 192, 64), conv(64, 64, 192)] * 2, conv(1, 10, 64))),
     "mobilenet_v3_small": (lambda: mobilenet_v3_small(0.5, (64, 64, 3)),
                            mobilenet_v3_small_costs(64)),
     # 128x3 -> 5x1/2 -> 64x24 -> ds/2 32x24, ds 32x24, ds/2 16x48, ds 16x48 -> 10

@@ -7,6 +7,7 @@ model = tflw.models.resnet20()          # the low-bit literature's CIFAR-10 ResN
 model = tflw.models.mobilenet_v1(0.25)  # visual wake words, 96x96 RGB
 model = tflw.models.gesture_cnn()       # 3-axis accelerometer gestures
 model = tflw.models.mobilenet_v3_small(0.5)  # MobileNetV3-small at MCU scale
+model = tflw.models.shift_resnet20()    # ResNet-20 with shift instead of 3x3 convolutions
 ```
 
 All output logits (no softmax) and are plain Functional Keras 3 models.
@@ -16,6 +17,7 @@ import keras
 
 from tflw.models.blocks import (conv_bn_relu, depthwise_separable, inverted_residual,
                                 residual_block)
+from tflw.models.shift import shift_residual_block
 
 layers = keras.layers
 
@@ -44,6 +46,16 @@ def resnet8(input_shape=(32, 32, 3), classes: int = 10) -> keras.Model:
     return _cifar_resnet(1, input_shape, classes, "resnet8")
 
 
+def shift_resnet20(input_shape=(32, 32, 3), classes: int = 10,
+                   expansion: int = 3) -> keras.Model:
+    """ShiftResNet-20 (Wu et al. 2018): ResNet-20 with each basic block's two 3x3
+    convolutions replaced by 1x1 (to `expansion` times the width), shift, 1x1
+    (`tflw.models.shift.shift_residual_block`)."""
+    def block(x, filters, strides, name):
+        return shift_residual_block(x, filters, strides, expansion, name=name)
+    return _cifar_resnet(3, input_shape, classes, f"shift_resnet20_e{expansion}", block)
+
+
 def resnet20(input_shape=(32, 32, 3), classes: int = 10) -> keras.Model:
     """ResNet-20 (He et al. 2016, sec. 4.2), the CIFAR-10 network of the low-bit
     literature (LSQ, APoT, EWGS): a 16-filter stem and three stages of three basic blocks
@@ -52,14 +64,15 @@ def resnet20(input_shape=(32, 32, 3), classes: int = 10) -> keras.Model:
     return _cifar_resnet(3, input_shape, classes, "resnet20")
 
 
-def _cifar_resnet(blocks: int, input_shape, classes: int, name: str) -> keras.Model:
+def _cifar_resnet(blocks: int, input_shape, classes: int, name: str,
+                  make_block=residual_block) -> keras.Model:
     inputs = keras.Input(input_shape, name="image")
     x = conv_bn_relu(inputs, 16, 3, name="stem")
     for stage, filters in enumerate((16, 32, 64)):
         for block in range(blocks):
             strides = 2 if stage and not block else 1
             suffix = f"{stage + 1}" if blocks == 1 else f"{stage + 1}_{block + 1}"
-            x = residual_block(x, filters, strides, name=f"stack{suffix}")
+            x = make_block(x, filters, strides, name=f"stack{suffix}")
     return keras.Model(inputs, _head(x, classes, 0.0), name=name)
 
 

@@ -45,6 +45,7 @@ LAYER_KINDS = {
     "Reshape": SAME_SCALE,
     "Permute": SAME_SCALE,
     "ZeroPadding2D": SAME_SCALE,
+    "Shift": SAME_SCALE,  # tflw.models.shift: PAD, STRIDED_SLICE, CONCATENATION of one tensor
     "Dropout": SAME_SCALE,
 }
 
