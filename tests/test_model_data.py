@@ -37,7 +37,8 @@ def test_batches_from_a_generator_a_list_or_a_dataset_are_checked_and_joined():
     model = two_inputs()
     generator = ([IMAGE[i:i + 2], SIGNAL[i:i + 2]] for i in range(0, 5, 2))
     assert [a.shape[0] for a in model_arrays(generator, "data", model)] == [5, 5]
-    listed = [{"image": IMAGE[:2], "signal": SIGNAL[:2]}, {"image": IMAGE[2:], "signal": SIGNAL[2:]}]
+    listed = [{"image": IMAGE[:2], "signal": SIGNAL[:2]},
+              {"image": IMAGE[2:], "signal": SIGNAL[2:]}]
     assert [len(batch[0]) for batch in data_batches(listed, "data", model)] == [2, 3]
     dataset = tf.data.Dataset.from_tensor_slices((IMAGE, SIGNAL)).batch(4)
     assert [len(batch[1]) for batch in data_batches(dataset, "data", model)] == [4, 1]

@@ -75,10 +75,12 @@ def _per_input(data, argument: str, specs: Sequence[InputSpec]) -> list:
         len(specs) > 1 or (data and all(_is_array(item) for item in data)))
     values = list(data) if listed else [data]  # one input: nested numbers are one array
     if len(values) != len(specs):
+        labels = " (labels do not go here: pass the inputs alone)" if len(values) > len(
+            specs) else ""
         raise InputMismatchError(
             f"{argument} gives {len(values)} array(s); the model takes {len(specs)} input(s), "
             f"{names}: give one array per input, in that order, or a dict by input name"
-            f"{' (labels do not go here: pass the inputs alone)' if len(values) > len(specs) else ''}.")
+            f"{labels}.")
     return values
 
 
@@ -110,7 +112,7 @@ def _checked(values: list, argument: str, specs: Sequence[InputSpec]) -> list:
     return arrays
 
 
-def _batches_of(data, specs: Sequence[InputSpec]) -> Union[list, None]:
+def _batches_of(data) -> Optional[list]:
     """The batches `data` holds when it is an iterable of batches, else None."""
     if _is_array(data) or isinstance(data, (dict, str, bytes)):
         return None
@@ -133,7 +135,7 @@ def data_batches(data, argument: str, model) -> list:
         NonFiniteError: NaN or Inf in the data.
     """
     specs = input_specs(model)
-    batches = _batches_of(data, specs)
+    batches = _batches_of(data)
     if batches is None:
         return [_checked(_per_input(data, argument, specs), argument, specs)]
     if not batches:

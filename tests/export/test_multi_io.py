@@ -60,7 +60,8 @@ def test_two_inputs_and_two_outputs_train_export_and_match_tflite_micro_on_each_
     listed = tflw.verify(result.tflite_path, [image[:20], signal[:20]])
     assert all(np.array_equal(a, b) for a, b in zip(again.outputs, listed.outputs))
     sketch = result.sketch_path.read_text()
-    assert "constexpr int kInputCount = 2;" in sketch and "constexpr int kOutputCount = 2;" in sketch
+    assert "constexpr int kInputCount = 2;" in sketch
+    assert "constexpr int kOutputCount = 2;" in sketch
     assert_compiles(result.out_dir, tmp_path)
 
 

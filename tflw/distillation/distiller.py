@@ -39,8 +39,8 @@ class Distiller(keras.distillation.Distiller):
 
         loss = alpha * CE(y, s) + (1 - alpha) * T^2 * KL(softmax(t / T) || softmax(s / T))
                + (1 - alpha) * hint_weight * sum_hints MSE(teacher_feature, adapter(student_feature))
-               + (1 - alpha) * attention_weight * sum_attention AT(teacher_feature, student_feature)
-               + (1 - alpha) * similarity_weight * sum_similarity SP(teacher_feature, student_feature)
+               + (1 - alpha) * attention_weight * sum_attention AT(teacher, student features)
+               + (1 - alpha) * similarity_weight * sum_similarity SP(teacher, student features)
 
     Both models must output logits (no softmax). The teacher is frozen and runs in
     inference mode.

@@ -337,7 +337,8 @@ def export(
         model_bytes = ship(named)
         inputs, compared = _sample_inputs(
             info, sample_inputs if sample_inputs is not None else representative_data)
-        _say(progress, f"running {len(inputs[0])} sample(s) in TFLite-Micro and measuring the arena")
+        _say(progress, f"running {len(inputs[0])} sample(s) in TFLite-Micro and measuring the "
+                       "arena")
         verification = verify(model_bytes, inputs, reference=model if compared else None,
                               progress=progress)
         arena_report = None
