@@ -1,6 +1,6 @@
 """The model zoo on the device: size, arena, speed and, where data is at hand, accuracy.
 
-    python -m benchmarks.zoo [--cifar-epochs 4] [--gesture-epochs 12]
+    python -m benchmarks.zoo [--cifar-epochs 4] [--gesture-epochs 12] [--models NAME ...]
 
 For each `tflw.models` model: parameters, MACs, flash, measured arena, host TFLite-Micro
 invoke time, which boards it fits and the estimated latency on the Nano 33 BLE Sense;
@@ -10,10 +10,16 @@ ResNet-8 trains on CIFAR-10 and the gesture CNN on AllGestureWiimote (jitter, sc
 shift augmentation: 300 training series), each then gets int8 QAT and runs its whole
 test set (CIFAR-10: 2,000 random test images) in TFLite-Micro. DS-CNN and MobileNetV1-0.25 have no dataset here (speech
 commands, visual wake words): their rows are size and speed only, from random weights.
+ShiftResNet-20 and MobileNetV3-small (0.5, at 32x32) train on CIFAR-10 as ResNet-8 does
+(with --cifar-epochs 0, CIFAR-10 models give size and speed rows from random weights).
+`--models` reruns only the named models and replaces their rows in results/zoo.json, each
+row keeping the command and date that made it.
 """
 
 import argparse
+import json
 import os
+import sys
 import resource
 import tempfile
 import time
@@ -24,7 +30,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tflw  # noqa: E402
-from benchmarks.common import compiled, format_table, on_device, write_results  # noqa: E402
+from benchmarks.common import RESULTS, compiled, format_table, on_device, write_results  # noqa: E402,E501
 from benchmarks.shared_data import CIFAR10_FILES, load_cifar10, load_gestures, locate  # noqa: E402
 from tflw.errors import ModelTooLargeError  # noqa: E402
 
@@ -99,8 +105,20 @@ def row(name: str, qat, test, workdir: str, float_accuracy=None, train_seconds=N
     return result
 
 
+# CIFAR-10 models: the name of their row and how to build them for 32x32x3, 10 classes
+CIFAR_MODELS = {
+    "resnet8": ("resnet8 (CIFAR-10)", tflw.models.resnet8),
+    "shift_resnet20": ("shift_resnet20 (CIFAR-10)", tflw.models.shift_resnet20),
+    "mobilenet_v3_small": ("mobilenet_v3_small_0.5 (CIFAR-10)",
+                           lambda: tflw.models.mobilenet_v3_small(0.5, (32, 32, 3), classes=10)),
+}
+UNTRAINED = ("ds_cnn", "mobilenet_v1_0.25")
+MODELS = (*UNTRAINED, "gesture_cnn", *CIFAR_MODELS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--cifar-epochs", type=int, default=4)
     parser.add_argument("--gesture-epochs", type=int, default=12)
     parser.add_argument("--qat-epochs", type=int, default=1)
@@ -112,13 +130,15 @@ def main() -> None:
     rows = []
     for name, build in (("ds_cnn", tflw.models.ds_cnn),
                         ("mobilenet_v1_0.25", lambda: tflw.models.mobilenet_v1(0.25))):
+        if name not in args.models:
+            continue
         model = build()
         data = rng.normal(size=(64, *tuple(model.inputs[0].shape)[1:])).astype(np.float32)
         rows.append(row(name, tflw.quantize_model(model, calibration_data=data), None, workdir))
 
     keras.utils.set_random_seed(0)
     gestures = locate("gestures-wiimote.npz")
-    if gestures is not None:
+    if gestures is not None and "gesture_cnn" in args.models:
         (x, y), test = load_gestures(gestures)
         train = (augment(x, 20, rng), np.repeat(y, 20))
         qat, accuracy, seconds = trained(tflw.models.gesture_cnn(filters=32, dropout=0.3),
@@ -126,18 +146,38 @@ def main() -> None:
         rows.append(row("gesture_cnn (gestures)", qat, test, workdir, accuracy, seconds))
 
     cifar = locate(*CIFAR10_FILES)
-    if cifar is not None and args.cifar_epochs:
+    cifar_models = [name for name in CIFAR_MODELS if name in args.models]
+    if cifar_models and (cifar is None or not args.cifar_epochs):  # size, speed: random weights
+        for name in cifar_models:
+            model = CIFAR_MODELS[name][1]()
+            data = rng.normal(size=(64, 32, 32, 3)).astype(np.float32)
+            rows.append(row(f"{name} (untrained)", tflw.quantize_model(
+                model, calibration_data=data), None, workdir))
+    elif cifar_models:
         train, test = load_cifar10(cifar)
         # a random subset: the archive lists the test images class by class
         pick = np.random.default_rng(0).permutation(len(test[1]))[:args.cifar_test_samples]
         test = (test[0][pick], test[1][pick])
-        qat, accuracy, seconds = trained(tflw.models.resnet8(), train, test, args.cifar_epochs,
-                                         args.qat_epochs, 64)
-        rows.append(row("resnet8 (CIFAR-10)", qat, test, workdir, accuracy, seconds))
+        for name in cifar_models:
+            keras.utils.set_random_seed(0)
+            title, build = CIFAR_MODELS[name]
+            qat, accuracy, seconds = trained(build(), train, test, args.cifar_epochs,
+                                             args.qat_epochs, 64)
+            rows.append(row(title, qat, test, workdir, accuracy, seconds))
+            print(format_table(rows[-1:], COLUMNS), flush=True)
 
+    command = "python -m benchmarks.zoo " + " ".join(sys.argv[1:])
+    for new in rows:
+        new |= {"command": command, "date": time.strftime("%Y-%m-%d")}
     print(format_table(rows, COLUMNS))
-    path = write_results("zoo", {"settings": vars(args) | {"cpu_count": os.cpu_count()},
-                                 "rows": rows})
+    settings = vars(args) | {"cpu_count": os.cpu_count()}
+    if set(args.models) != set(MODELS) and (RESULTS / "zoo.json").is_file():
+        # the other rows keep their run's settings; these rows name their own command
+        previous = json.loads((RESULTS / "zoo.json").read_text())
+        rows = [old for old in previous["rows"]
+                if old["model"] not in {new["model"] for new in rows}] + rows
+        settings = previous["settings"]
+    path = write_results("zoo", {"settings": settings, "rows": rows})
     print(f"written: {path}")
 
 
