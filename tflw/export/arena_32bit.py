@@ -26,6 +26,7 @@ from tflite_micro.python.tflite_micro.runtime import (
 )
 
 from tflw.export.flatbuffer import OP_NAMES
+from tflw.export.memory_plan import ALIGNMENT
 
 # Bytes of one allocation of each kind on a 32-bit MCU (a Cortex-M4 build records these).
 STRUCT_BYTES_32 = {"TfLiteEvalTensor data": 12, "Persistent TfLiteTensor data": 32,
@@ -53,7 +54,6 @@ UNRECORDED_SHRINK = 410
 ALLOCATION_INFO_BYTES_32 = 24
 PLANNER_BYTES_PER_BUFFER = 40
 PLANNING_SPARE = 8
-ALIGNMENT = 16
 
 _KIND = re.compile(r"'([^']+)' used (\d+) bytes with alignment overhead "
                    r"\(requested (\d+) bytes for (\d+) ")

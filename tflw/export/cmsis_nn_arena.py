@@ -23,11 +23,10 @@ from tflite_micro.python.tflite_micro.runtime import (
 )
 
 from tflw.export.flatbuffer import OP_NAMES
-from tflw.export.memory_plan import (ActivationBuffer, activation_buffers, greedy_head,
-                                     head_with_scratch, planned_offsets)
+from tflw.export.memory_plan import (ActivationBuffer, activation_buffers, aligned,
+                                     greedy_head, head_with_scratch, planned_offsets)
 
 _INT8, _INT16 = schema_fb.TensorType.INT8, schema_fb.TensorType.INT16
-_ALIGNMENT = 16  # TFLite-Micro aligns every arena allocation to 16 bytes
 # Bytes each CMSIS-NN kernel's OpData holds beyond the reference kernel's on a 32-bit MCU
 # (an int buffer index; FULLY_CONNECTED also a pointer and four ints), which the persistent
 # allocator rounds up to 16: at most one or two more alignment units per op.
@@ -54,10 +53,6 @@ class CmsisNnAddition:
     layer: str
     scratch_bytes: int
     persistent_bytes: int
-
-
-def _aligned(size: int) -> int:
-    return -(-size // _ALIGNMENT) * _ALIGNMENT
 
 
 def _padding(in_size: int, filter_size: int, out_size: int, stride: int,
@@ -134,9 +129,9 @@ def cmsis_nn_additions(model_bytes: bytes) -> list:
     for index, op in enumerate(graph.operators or []):
         code = model.operatorCodes[op.opcodeIndex]
         name = OP_NAMES.get(get_builtin_code_from_operator_code(code), "CUSTOM")
-        scratch = _aligned(_scratch(name, op, graph.tensors))
+        scratch = aligned(_scratch(name, op, graph.tensors))
         extra = _OPDATA_EXTRA.get(name, 0)
-        persistent = _aligned(extra) + (_aligned(_SCRATCH_HANDLE) if scratch else 0)
+        persistent = aligned(extra) + (aligned(_SCRATCH_HANDLE) if scratch else 0)
         if scratch or persistent:
             output = graph.tensors[op.outputs[0]].name
             layer = output.decode() if isinstance(output, bytes) else (output or "")

@@ -31,8 +31,7 @@ from tflw.model_kind import is_tf_keras_model
 from tflw.model_file import load_model
 from tflw.export.arena_plan import smaller_arena
 from tflw.export.cmsis_nn_arena import cmsis_nn_margin
-from tflw.export.firmware import (RESOLVER_METHODS, aligned_16, arduino_sketch, arena_sizes,
-                                  library_notes)
+from tflw.export.firmware import RESOLVER_METHODS, arduino_sketch, arena_sizes, library_notes
 from tflw.export.flatbuffer import FlatbufferInfo, read_flatbuffer
 from tflw.export.lut import DECODE_CODE_BYTES, lut_compress
 from tflw.export.names import without_names
@@ -168,6 +167,7 @@ def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification:
         # DECODE keeps state per compressed tensor: give up the one that saves least flash
         keep += (min(lut.tensors, key=lambda t: t.int8_bytes - t.lut_bytes).name,)
     saved = len(shipped) - len(compressed)
+    sizes = arena_sizes(run.arena_bytes, run.arena_32bit, cmsis_nn_margin(compressed))
     # DECODE's own code is flash too: compression pays only when it saves more than that.
     pays = saved > DECODE_CODE_BYTES
     written = compress == "always" or pays
@@ -179,9 +179,8 @@ def _checked_lut(named: bytes, shipped: bytes, inputs: np.ndarray, verification:
         "pays": pays,
         "written": written,
         "arena_bytes_measured": run.arena_bytes,
-        "arena_size": arena_sizes(run.arena_bytes, run.arena_32bit,
-                                  cmsis_nn_margin(compressed))["mcu"],
-        "arena_size_host": aligned_16(run.arena_bytes),
+        "arena_size": sizes["mcu"],
+        "arena_size_host": sizes["host"],
         "arena_increase_bytes": run.arena_bytes - verification.arena_bytes,
         "tensors": [vars(t) for t in lut.tensors],
         # Their decoded copies or DECODE's state for them would raise the arena.
