@@ -23,6 +23,7 @@ import sys
 import resource
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -109,7 +110,7 @@ def row(name: str, qat, test, workdir: str, float_accuracy=None, train_seconds=N
 CIFAR_MODELS = {
     "resnet8": ("resnet8 (CIFAR-10)", tflw.models.resnet8),
     "shift_resnet20": ("shift_resnet20 (CIFAR-10)", tflw.models.shift_resnet20),
-    "mobilenet_v3_small": ("mobilenet_v3_small_0.5 (CIFAR-10)",
+    "mobilenet_v3_small": ("mobilenet_v3_small (0.5, CIFAR-10)",
                            lambda: tflw.models.mobilenet_v3_small(0.5, (32, 32, 3), classes=10)),
 }
 UNTRAINED = ("ds_cnn", "mobilenet_v1_0.25")
@@ -165,21 +166,34 @@ def main() -> None:
                                              args.qat_epochs, 64)
             rows.append(row(title, qat, test, workdir, accuracy, seconds))
             print(format_table(rows[-1:], COLUMNS), flush=True)
+            save(rows, args)
 
+    print(format_table(rows, COLUMNS))
+    print(f"written: {save(rows, args)}")
+
+
+def save(rows: list[dict], args: argparse.Namespace) -> Path:
+    """Write the rows so far; a partial run keeps the other models' rows.
+
+    A model's new row replaces its old ones, the untrained size-and-speed row included.
+    """
     command = "python -m benchmarks.zoo " + " ".join(sys.argv[1:])
     for new in rows:
-        new |= {"command": command, "date": time.strftime("%Y-%m-%d")}
-    print(format_table(rows, COLUMNS))
+        new.setdefault("command", command)
+        new.setdefault("date", time.strftime("%Y-%m-%d"))
     settings = vars(args) | {"cpu_count": os.cpu_count()}
     if set(args.models) != set(MODELS) and (RESULTS / "zoo.json").is_file():
         # the other rows keep their run's settings; these rows name their own command
         previous = json.loads((RESULTS / "zoo.json").read_text())
-        rows = [old for old in previous["rows"]
-                if old["model"] not in {new["model"] for new in rows}] + rows
+        replaced = {base_name(new["model"]) for new in rows}
+        rows = [old for old in previous["rows"] if base_name(old["model"]) not in replaced] + rows
         settings = previous["settings"]
-    path = write_results("zoo", {"settings": settings, "rows": rows})
-    print(f"written: {path}")
+    return write_results("zoo", {"settings": settings, "rows": rows})
 
+
+def base_name(row_name: str) -> str:
+    """'resnet8 (CIFAR-10)' -> 'resnet8'."""
+    return row_name.split(" (")[0]
 
 if __name__ == "__main__":
     main()

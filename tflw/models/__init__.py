@@ -18,11 +18,11 @@ from tflw.models.blocks import (
     shuffle_unit,
     squeeze_excite,
 )
-from tflw.models.shift import Shift, shift_block, shift_residual_block
+from tflw.models.shift import Shift, SparseShift, shift_block, shift_residual_block
 from tflw.models.zoo import (ds_cnn, gesture_cnn, mobilenet_v1, mobilenet_v3_small, resnet8,
                              resnet20, shift_resnet20)
 
 __all__ = ["bottleneck", "channel_shuffle", "conv_bn_relu", "depthwise_separable", "dilated_conv",
            "ds_cnn", "fire", "gesture_cnn", "inverted_residual", "mobilenet_v1",
            "mobilenet_v3_small", "residual_block", "resnet8", "resnet20", "Shift", "shift_block",
-           "shift_residual_block", "shift_resnet20", "shuffle_unit", "squeeze_excite"]
+           "shift_residual_block", "shift_resnet20", "shuffle_unit", "SparseShift", "squeeze_excite"]

@@ -46,14 +46,16 @@ def resnet8(input_shape=(32, 32, 3), classes: int = 10) -> keras.Model:
     return _cifar_resnet(1, input_shape, classes, "resnet8")
 
 
-def shift_resnet20(input_shape=(32, 32, 3), classes: int = 10,
-                   expansion: int = 3) -> keras.Model:
+def shift_resnet20(input_shape=(32, 32, 3), classes: int = 10, expansion: int = 3,
+                   sparse: bool = False) -> keras.Model:
     """ShiftResNet-20 (Wu et al. 2018): ResNet-20 with each basic block's two 3x3
     convolutions replaced by 1x1 (to `expansion` times the width), shift, 1x1
-    (`tflw.models.shift.shift_residual_block`)."""
+    (`tflw.models.shift.shift_residual_block`); `sparse`: learned moves (Sparse Shift,
+    Chen et al. 2019) instead of ShiftNet's fixed ones."""
     def block(x, filters, strides, name):
-        return shift_residual_block(x, filters, strides, expansion, name=name)
-    return _cifar_resnet(3, input_shape, classes, f"shift_resnet20_e{expansion}", block)
+        return shift_residual_block(x, filters, strides, expansion, sparse, name=name)
+    name = f"{'sparse_' if sparse else ''}shift_resnet20_e{expansion}"
+    return _cifar_resnet(3, input_shape, classes, name, block)
 
 
 def resnet20(input_shape=(32, 32, 3), classes: int = 10) -> keras.Model:

@@ -46,6 +46,7 @@ LAYER_KINDS = {
     "Permute": SAME_SCALE,
     "ZeroPadding2D": SAME_SCALE,
     "Shift": SAME_SCALE,  # tflw.models.shift: PAD, STRIDED_SLICE, CONCATENATION of one tensor
+    "SparseShift": SAME_SCALE,  # becomes the Shift of its rounded moves
     "Dropout": SAME_SCALE,
 }
 

@@ -114,6 +114,7 @@ LAYER_BUILDERS = {
     "SeparableConv2D": _separable_conv2d,
     "Dense": _dense,
     "AveragePooling2D": lambda layer: QuantAveragePooling2D.from_config(layer.get_config()),
+    "SparseShift": lambda layer: layer.as_shift(),
 }
 
 
