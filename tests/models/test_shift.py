@@ -8,8 +8,8 @@ import numpy as np
 import tflw
 from tflw.analysis import keras_costs
 from tflw.export.tflm import run_tflm
-from tflw.models import Shift, SparseShift, shift_block
-from tflw.models.shift import DIRECTIONS
+from tflw.models import Shift, SparseShift, shift_block, shift_residual_block
+from tflw.models.shift import DIRECTIONS, group_shift_channels
 
 
 def moved(x: np.ndarray, moves) -> np.ndarray:
@@ -125,3 +125,37 @@ def test_shifts_save_and_load_with_their_moves(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 6, 6, 4)).astype("float32")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert loaded.get_layer("fixed").moves == [(0, 1), (1, 1), (0, 0), (-1, 0)]
+
+
+def test_sparse_shift_channels_are_grouped_by_move_without_changing_the_model():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 6))
+    x = shift_residual_block(inputs, 8, expansion=3, sparse=True, name="csc")
+    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4)(x))
+    for layer in model.layers:  # BatchNorm statistics away from 0 and 1
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([w + np.random.default_rng(1).uniform(0.1, 1, w.shape)
+                               for w in layer.get_weights()])
+    shift = model.get_layer("csc_shift")
+    moves = [tuple(m) for m in shift.moves()]
+    assert len(list(groupby(moves))) > len(set(moves))  # scattered: more runs than moves
+    grouped = group_shift_channels(model)
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 6)).astype("float32")
+    np.testing.assert_allclose(grouped.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-5)
+    assert [tuple(m) for m in shift.moves()] == moves  # the model given is left as it was
+    regrouped = [tuple(m) for m in grouped.get_layer("csc_shift").moves()]
+    assert sorted(regrouped) == sorted(moves)
+    assert len(list(groupby(regrouped))) == len(set(moves))
+    qat = tflw.quantize_model(model, calibration_data=x)
+    shift = qat.get_layer("csc_shift")
+    assert len(list(groupby(shift.channel_moves(24)))) == len(set(moves))
+
+
+def test_a_sparse_shift_on_the_models_input_keeps_its_order():
+    inputs = keras.Input((8, 8, 12))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 1)(SparseShift(seed=3, name="s")(inputs)))
+    assert group_shift_channels(model) is not model
+    moves = model.get_layer("s").moves().tolist()
+    assert group_shift_channels(model).get_layer("s").moves().tolist() == moves

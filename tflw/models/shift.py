@@ -19,11 +19,12 @@ x = shift_residual_block(x, 32, expansion=3, name="csc1")  # ShiftResNet's block
 """
 
 from itertools import groupby
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import keras
 import numpy as np
 
+from tflw.model_graph import Graph, Step, call_like, clone_layer, read_graph, replay
 from tflw.models.blocks import conv_bn_relu
 
 ops = keras.ops
@@ -166,6 +167,96 @@ class SparseShift(keras.layers.Layer):
         return super().get_config() | {"reach": self.reach, "l1": self.l1, "seed": self.seed}
 
 
+def group_shift_channels(model: keras.Model) -> keras.Model:
+    """`model`, or a copy computing the same function whose `SparseShift` channels are ordered
+    by move: the shift then slices one run per distinct move (at most nine at reach 1)
+    instead of one per run of its learned, scattered moves.
+
+    The order is absorbed by the layers around the shift: the output channels of the
+    convolution (or dense layer) that makes its input, and of the per-channel layers between
+    (BatchNormalization, activations, depthwise convolutions), and the input channels of the
+    convolutions that read it. A shift whose neighbours are other layers, shared, or a
+    model's input or output keeps its order. Called by `tflw.quantize_model`.
+    """
+    if not any(isinstance(step.layer, SparseShift) for step in read_graph(model).steps):
+        return model
+    clones = {}
+
+    def cloned(step: Step, tensors: list):
+        if id(step.layer) not in clones:
+            clones[id(step.layer)] = clone_layer(step.layer)
+        return call_like(step, clones[id(step.layer)], tensors)
+
+    copy = replay(model, cloned)
+    graph = read_graph(copy)
+    for step in graph.steps:
+        if isinstance(step.layer, SparseShift):
+            _order_by_move(graph, step)
+    return copy
+
+
+# Layers that act on each channel alone (elementwise activations, softmax included, commute
+# with any order of the channels)
+_PER_CHANNEL = ("BatchNormalization", "ReLU", "Activation", "Dropout", "DepthwiseConv2D")
+_MIXING = ("Conv2D", "Dense")
+
+
+def _order_by_move(graph: Graph, step: Step) -> None:
+    moves = step.layer.moves()
+    order = np.lexsort((moves[:, 1], moves[:, 0]))  # stable: equal moves keep their order
+    if _runs(moves[order]) >= _runs(moves):
+        return
+    producers = _producers(graph, step.inputs[0])
+    consumers = [graph.steps[index] for index in graph.consumers(step.outputs[0])]
+    mixing = all(type(c.layer).__name__ in _MIXING and _plain(c.layer) for c in consumers)
+    steps = [step, *consumers, *(producers or [])]
+    if (not producers or not mixing or graph.is_output(step.outputs[0])
+            or any(sum(s.layer is other.layer for other in graph.steps) > 1 for s in steps)):
+        return
+    for producer in producers:
+        kind = type(producer.layer).__name__
+        weights = producer.layer.get_weights()
+        if kind == "DepthwiseConv2D":
+            weights = [weights[0][:, :, order]] + [w[order] for w in weights[1:]]
+        else:  # output channels: the last axis of every weight
+            weights = [w[..., order] for w in weights]
+        producer.layer.set_weights(weights)
+    step.layer.shifts.assign(keras.ops.convert_to_numpy(step.layer.shifts)[order])
+    for consumer in consumers:
+        kernel, *rest = consumer.layer.get_weights()
+        consumer.layer.set_weights([np.take(kernel, order, axis=-2), *rest])
+
+
+def _producers(graph: Graph, key: int) -> Optional[list]:
+    """The per-channel layers back to the convolution or dense layer that makes tensor `key`,
+    each read by the next alone; None where the chain is anything else."""
+    chain = []
+    while True:
+        made_by = [s for s in graph.steps if key in s.outputs]
+        if not made_by or len(graph.consumers(key)) != 1 or graph.is_output(key):
+            return None
+        producer = made_by[0]
+        kind = type(producer.layer).__name__
+        chain.append(producer)
+        if kind in _MIXING and _plain(producer.layer):
+            return chain
+        if kind not in _PER_CHANNEL or not _plain(producer.layer):
+            return None
+        key = producer.inputs[0]
+
+
+def _plain(layer: keras.layers.Layer) -> bool:
+    """Channels last, one group, one output per input channel: what the reordering assumes."""
+    config = layer.get_config()
+    return (config.get("groups", 1) == 1 and config.get("depth_multiplier", 1) == 1
+            and config.get("axis", -1) in (-1, [-1], 3, [3])
+            and config.get("data_format", "channels_last") == "channels_last")
+
+
+def _runs(moves: np.ndarray) -> int:
+    return len(list(groupby(map(tuple, moves))))
+
+
 def _group_bounds(channels: int) -> list:
     """(start, stop) of each of ShiftNet's nine channel groups."""
     size, extra = divmod(channels, len(DIRECTIONS))
@@ -177,20 +268,22 @@ def _group_bounds(channels: int) -> list:
     return bounds
 
 
-def shift_block(x, filters: int, strides=1, sparse: bool = False, name: str = "shift"):
+def shift_block(x, filters: int, strides=1, sparse: Union[bool, float] = False,
+                name: str = "shift"):
     """ShiftNet's module: shift, then a 1x1 convolution (carrying the stride), BatchNorm,
     ReLU: a 3x3 receptive field for the parameters and MACs of a 1x1 convolution.
-    `sparse`: the moves are learned (`SparseShift`) instead of ShiftNet's nine groups."""
+    `sparse`: True, or an L1 weight: the moves are learned (`SparseShift`) instead of
+    ShiftNet's nine groups."""
     x = _shift_layer(sparse, f"{name}_shift")(x)
     return conv_bn_relu(x, filters, 1, strides=strides, name=f"{name}_pw")
 
 
-def shift_residual_block(x, filters: int, strides=1, expansion: int = 3, sparse: bool = False,
-                         name: str = "csc"):
+def shift_residual_block(x, filters: int, strides=1, expansion: int = 3,
+                         sparse: Union[bool, float] = False, name: str = "csc"):
     """ShiftResNet's block (Wu et al. 2018, the CSC module in a residual block): 1x1 to
     `filters * expansion` -> BN -> ReLU, shift, 1x1 to `filters` (carrying the stride) ->
     BN, added to the input (through a 1x1 projection where the shape changes), ReLU.
-    `sparse`: the moves are learned (`SparseShift`)."""
+    `sparse`: True, or an L1 weight: the moves are learned (`SparseShift`)."""
     y = conv_bn_relu(x, filters * expansion, 1, name=f"{name}_expand")
     y = _shift_layer(sparse, f"{name}_shift")(y)
     y = conv_bn_relu(y, filters, 1, strides=strides, activation=None, name=f"{name}_project")
@@ -201,5 +294,7 @@ def shift_residual_block(x, filters: int, strides=1, expansion: int = 3, sparse:
     return keras.layers.ReLU(name=f"{name}_relu")(y)
 
 
-def _shift_layer(sparse: bool, name: str) -> keras.layers.Layer:
-    return SparseShift(name=name) if sparse else Shift(name=name)
+def _shift_layer(sparse: Union[bool, float], name: str) -> keras.layers.Layer:
+    if sparse is True:
+        return SparseShift(name=name)
+    return SparseShift(l1=sparse, name=name) if sparse else Shift(name=name)

@@ -13,6 +13,8 @@ model = tflw.models.shift_resnet20()    # ResNet-20 with shift instead of 3x3 co
 All output logits (no softmax) and are plain Functional Keras 3 models.
 """
 
+from typing import Union
+
 import keras
 
 from tflw.models.blocks import (conv_bn_relu, depthwise_separable, inverted_residual,
@@ -47,11 +49,11 @@ def resnet8(input_shape=(32, 32, 3), classes: int = 10) -> keras.Model:
 
 
 def shift_resnet20(input_shape=(32, 32, 3), classes: int = 10, expansion: int = 3,
-                   sparse: bool = False) -> keras.Model:
+                   sparse: Union[bool, float] = False) -> keras.Model:
     """ShiftResNet-20 (Wu et al. 2018): ResNet-20 with each basic block's two 3x3
     convolutions replaced by 1x1 (to `expansion` times the width), shift, 1x1
-    (`tflw.models.shift.shift_residual_block`); `sparse`: learned moves (Sparse Shift,
-    Chen et al. 2019) instead of ShiftNet's fixed ones."""
+    (`tflw.models.shift.shift_residual_block`); `sparse` (True, or an L1 weight): learned
+    moves (Sparse Shift, Chen et al. 2019) instead of ShiftNet's fixed ones."""
     def block(x, filters, strides, name):
         return shift_residual_block(x, filters, strides, expansion, sparse, name=name)
     name = f"{'sparse_' if sparse else ''}shift_resnet20_e{expansion}"
