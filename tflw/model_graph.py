@@ -10,6 +10,7 @@ for step in graph.steps:
 """
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import keras
 from keras.src.models.functional import Functional
@@ -110,12 +111,16 @@ def clone_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
     return clone
 
 
-def call_like(step: Step, layer: keras.layers.Layer, tensors: list):
+def call_like(step: Step, layer: keras.layers.Layer, tensors: list,
+              training: Optional[bool] = None):
     """Call `layer` with the arguments of the original call in `step`, with its input
-    tensors replaced by `tensors` (same order as `step.inputs`)."""
+    tensors replaced by `tensors` (same order as `step.inputs`); `training` as given (the
+    original call's is dropped)."""
     mapping = {id(t): new for t, new in zip(step.node.input_tensors, tensors)}
     args, kwargs = step.node.arguments.fill_in(mapping)
     kwargs.pop("training", None)
+    if training is not None:
+        kwargs["training"] = training
     return layer(*args, **kwargs)
 
 

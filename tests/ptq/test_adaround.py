@@ -4,7 +4,7 @@ import pytest
 
 import tflw
 from tflw.ptq.adaround import adaround_layer, rounding_grid
-from tflw.ptq.bias_correction import layer_inputs, linear_layers
+from tflw.ptq.layer_inputs import layer_inputs, linear_layers
 
 
 @pytest.mark.parametrize("bits, qdrop", [(8, 0.0), (4, 0.5)])

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import tflw
-from tflw.ptq.bias_correction import correct_biases, layer_inputs, linear_layers
+from tflw.ptq.bias_correction import correct_biases
+from tflw.ptq.layer_inputs import layer_inputs, linear_layers
 
 
 def _conv_bn(x):

@@ -3,8 +3,8 @@ import numpy as np
 
 import tflw
 from tflw.ptq.adaround import rounding_grid
-from tflw.ptq.bias_correction import linear_layers
-from tflw.ptq.brecq import blocks, brecq_block
+from tflw.ptq.layer_inputs import linear_layers
+from tflw.ptq.brecq import blocks, brecq_block, walk_blocks
 
 
 def test_blocks_keep_a_residual_block_whole_and_cut_a_chain_between_layers():
@@ -23,8 +23,8 @@ def test_brecq_rounds_each_block_on_its_grid_and_never_above_nearest(trained_dem
     float_kernels = {layer.name: keras.ops.convert_to_numpy(layer.folded_kernel_and_bias()[0])
                      for layer in linear_layers(qat)}
     ratios = []
-    for block in blocks(qat):
-        nearest, learned = brecq_block(qat, block, data, float_kernels, iterations=60)
+    for block, inputs, target in walk_blocks(qat, data, blocks(qat), float_kernels):
+        nearest, learned = brecq_block(block, inputs, target, iterations=60)
         assert learned <= nearest
         ratios.append(learned / nearest)
         for layer in block.layers:

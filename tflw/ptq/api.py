@@ -1,18 +1,20 @@
 """`ptq`: a float model quantized without training, on unlabeled calibration data."""
 
 import warnings
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 import keras
 import numpy as np
 
+from tflw.conversion_trace import float_rounding
 from tflw.errors import UnsupportedModelError
 from tflw.export.dense_granularity import output_error
 from tflw.model_data import one_input_array
 from tflw.model_kind import is_tf_keras_model
 from tflw.ptq.adaround import ITERATIONS, adaround_layer
-from tflw.ptq.bias_correction import correct_biases, layer_inputs, linear_layers
-from tflw.ptq.brecq import blocks, brecq_block
+from tflw.ptq.bias_correction import correct_biases
+from tflw.ptq.layer_inputs import linear_layers, run_batched, walk_layer_inputs
+from tflw.ptq.brecq import blocks, brecq_block, walk_blocks
 from tflw.ptq.equalization import equalize
 from tflw.ptq.ranges import RANGE_METHODS, record_activations, set_range
 from tflw.quantization.api import quantize_model
@@ -23,8 +25,9 @@ JUDGE_SAMPLES = 512
 ROUNDINGS = ("nearest", "adaround", "brecq")
 
 
-def _progress(items: list, shown: bool, unit: str) -> Iterator:
-    bar = keras.utils.Progbar(len(items), unit_name=unit) if shown else None
+def _progress(items: Iterable, count: int, shown: bool, unit: str) -> Iterator:
+    """`items` (taken one at a time, as a walk must be) with a bar over `count` of them."""
+    bar = keras.utils.Progbar(count, unit_name=unit) if shown else None
     for index, item in enumerate(items):
         yield item
         if bar is not None:
@@ -100,13 +103,19 @@ def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
     float_kernels = {layer.name: keras.ops.convert_to_numpy(layer.folded_kernel_and_bias()[0])
                      for layer in linear_layers(qat)}
     if rounding == "adaround":
-        for layer in _progress(linear_layers(qat), progress, "layer"):
-            unquantized = layer_inputs(qat, layer, data, quantized=False) if qdrop else None
-            adaround_layer(layer, layer_inputs(qat, layer, data), iterations,
-                           unquantized_inputs=unquantized, drop=qdrop)
+        walks = [walk_layer_inputs(qat, data)]
+        if qdrop:  # the same layers, the inputs before activation quantization beside them
+            walks.append(walk_layer_inputs(qat, data, quantized=False))
+        layers = _progress(zip(*walks), len(float_kernels), progress, "layer")
+        for (layer, inputs), *unquantized in layers:
+            adaround_layer(layer, inputs, iterations, drop=qdrop,
+                           unquantized_inputs=unquantized[0][1] if unquantized else None)
     elif rounding == "brecq":
-        for block in _progress(blocks(qat), progress, "block"):
-            brecq_block(qat, block, data, float_kernels, iterations)
+        found = blocks(qat)
+        walked = _progress(walk_blocks(qat, data, found, float_kernels), len(found), progress,
+                           "block")
+        for block, inputs, target in walked:
+            brecq_block(block, inputs, target, iterations)
     if bias_correction:
         _correct_if_better(qat, model, data, float_kernels)
     return qat
@@ -119,11 +128,19 @@ def _correct_if_better(qat: keras.Model, model: keras.Model, data: np.ndarray,
     8 bits and raised it on the demo CNN, whose rounding shifts are tiny)."""
     sample = data[:JUDGE_SAMPLES]
     reference = model.predict(sample, verbose=0)
-    before = output_error(qat.predict(sample, verbose=0), reference)
+    before = output_error(_outputs(qat, sample), reference)
     saved = qat.get_weights()
     _, skipped = correct_biases(qat, data, float_kernels)
     if skipped:
         warnings.warn(f"bias correction skipped {', '.join(skipped)}: no bias and no "
                       "BatchNorm shift to move", stacklevel=3)
-    if output_error(qat.predict(sample, verbose=0), reference) > before:
+    if output_error(_outputs(qat, sample), reference) > before:
         qat.set_weights(saved)
+
+
+def _outputs(qat: keras.Model, data: np.ndarray) -> np.ndarray:
+    """The quantized model's outputs with float rounding (the device's rare one-LSB
+    differences do not move the comparison; emulating them costs ten times the layers'
+    arithmetic), called directly: a `predict` traced here would keep float rounding."""
+    with float_rounding():
+        return run_batched(qat, data)

@@ -18,34 +18,7 @@ from typing import Dict, List, Optional, Tuple
 import keras
 import numpy as np
 
-from tflw.conversion_trace import float_rounding
-from tflw.ptq.ranges import unquantized_activations
-from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
-
-LINEAR = (QuantConv2D, QuantDepthwiseConv2D, QuantDense)
-
-
-def linear_layers(model: keras.Model) -> List[keras.layers.Layer]:
-    """The model's conv, depthwise and dense layers, in the order they run."""
-    return [layer for layer in model.layers if isinstance(layer, LINEAR)]
-
-
-def layer_inputs(model: keras.Model, layer: keras.layers.Layer, data: np.ndarray,
-                 quantized: bool = True, batch_size: int = 256) -> np.ndarray:
-    """What `layer` receives in `model` over `data`: as on the device, or (`quantized`
-    False) with the activations before their quantization."""
-    probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, layer.input)
-    # The device's rare one-LSB differences do not move the statistics; emulating them
-    # costs ten times the layers' own arithmetic.
-    with float_rounding() if quantized else unquantized_activations(model):
-        return run_batched(lambda batch: probe(batch, training=not quantized), data, batch_size)
-
-
-def run_batched(function, data: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """`function` over `data` in batches, as one array."""
-    return np.concatenate([keras.ops.convert_to_numpy(function(data[i:i + batch_size]))
-                           for i in range(0, len(data), batch_size)])
-
+from tflw.ptq.layer_inputs import walk_layer_inputs
 
 def output_shift(layer: keras.layers.Layer, inputs: np.ndarray,
                  float_kernel: Optional[np.ndarray] = None, batch_size: int = 256) -> np.ndarray:
@@ -82,8 +55,7 @@ def correct_biases(qat: keras.Model, data: np.ndarray,
     names (skipped: no bias and no BatchNorm shift to move). `float_kernels`: each
     layer's folded float kernel by name, where adaptive rounding has replaced it."""
     corrected, skipped = [], []
-    for layer in linear_layers(qat):
-        shift = output_shift(layer, layer_inputs(qat, layer, data),
-                             (float_kernels or {}).get(layer.name))
+    for layer, inputs in walk_layer_inputs(qat, data):
+        shift = output_shift(layer, inputs, (float_kernels or {}).get(layer.name))
         (corrected if shift_bias(layer, -shift.astype(np.float32)) else skipped).append(layer.name)
     return corrected, skipped

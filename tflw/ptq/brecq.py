@@ -10,13 +10,14 @@ kernels and its activations fake-quantized on their calibrated ranges, and the l
 the distance of its output from the float model's block output on float inputs.
 
 ```python
-for block in blocks(qat):
-    brecq_block(qat, block, data, float_data)
+for block, inputs, target in walk_blocks(qat, data, blocks(qat), float_kernels):
+    brecq_block(block, inputs, target)    # rounds the block before the walk runs it
 ```
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Iterator, List, Tuple
 
 import keras
 import numpy as np
@@ -26,7 +27,7 @@ from tflw.conversion_trace import float_rounding
 from tflw.ptq.adaround import (ITERATIONS, REGULARIZATION, AnnealedRounding, fit_rounding,
                                numpy_of, rectified_sigmoid, rounding_grid, set_folded_kernel,
                                soft_start)
-from tflw.ptq.bias_correction import LINEAR, run_batched
+from tflw.ptq.layer_inputs import LINEAR, run_batched, walk
 from tflw.ptq.ranges import unquantized_activations
 from tflw.quantization.fake_quant import frozen_ranges
 from tflw.quantization.folded import kernel_overrides
@@ -96,33 +97,41 @@ class _BlockRounding(AnnealedRounding):
             return self.block(inputs, training=True)
 
 
-def float_outputs(model: keras.Model, tensor: keras.KerasTensor, data: np.ndarray,
-                  float_kernels: dict, batch_size: int = 256) -> np.ndarray:
-    """`tensor` as the float model computes it over `data`: float kernels, no activation
-    quantization."""
-    probe = keras.Model(model.inputs[0], tensor)
+def walk_blocks(model: keras.Model, data: np.ndarray, found: List[Block],
+                float_kernels: dict) -> Iterator[Tuple[Block, np.ndarray, np.ndarray]]:
+    """Each block with its inputs over `data` in the quantized model, the blocks before it
+    as the caller has rounded them, and its output in the float model (float kernels, no
+    activation quantization): two walks over the graph, one op at a time."""
     kernels = {name: (lambda kernel=kernel: ops.convert_to_tensor(kernel))
                for name, kernel in float_kernels.items()}
-    with kernel_overrides(kernels), unquantized_activations(model):
-        return run_batched(lambda batch: probe(batch, training=True), data, batch_size)
+
+    @contextmanager
+    def float_model() -> Iterator[None]:
+        with kernel_overrides(kernels), unquantized_activations(model):
+            yield
+
+    inputs = walk(model, data, [(id(block.inputs), block) for block in found], float_rounding,
+                  training=False)
+    targets = walk(model, data, [(id(block.outputs), block) for block in found], float_model,
+                   training=True)
+    for (block, x), (_, target) in zip(inputs, targets):
+        yield block, x, target
 
 
-def brecq_block(model: keras.Model, block: Block, data: np.ndarray, float_kernels: dict,
+def brecq_block(block: Block, inputs: np.ndarray, target: np.ndarray,
                 iterations: int = ITERATIONS, batch_size: int = 32,
                 regularization: float = REGULARIZATION, learning_rate: float = 1e-3,
                 seed: int = 0) -> Tuple[float, float]:
-    """Round `block`'s kernels to reconstruct its float output, in place; returns the
-    block's output error (mean squared, device arithmetic) with nearest rounding and with
-    the kept rounding (BRECQ's, unless nearest was better)."""
+    """Round `block`'s kernels so that its output on `inputs` reconstructs `target` (the
+    float model's), in place; returns the block's output error (mean squared, rounded in
+    float) with nearest rounding and with the kept rounding (BRECQ's, unless nearest was
+    better)."""
     keras.utils.set_random_seed(seed)
     sub = block.model()
-    with float_rounding():  # the device's rare one-LSB differences do not move the fit
-        inputs = (data if block.inputs is model.inputs[0]
-                  else run_batched(keras.Model(model.inputs[0], block.inputs), data))
-    target = float_outputs(model, block.outputs, data, float_kernels)
 
     def error() -> float:
-        return float(np.mean((run_batched(sub, inputs) - target) ** 2))
+        with float_rounding():
+            return float(np.mean((run_batched(sub, inputs) - target) ** 2))
 
     nearest = error()
     originals = {layer.name: numpy_of(layer.folded_kernel_and_bias()[0]) for layer in block.layers}
