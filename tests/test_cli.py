@@ -2,6 +2,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -52,9 +53,14 @@ def test_report_prints_per_op_costs_and_the_board_budget(tmp_path, pixels, capsy
     assert main(["report", str(tmp_path / "qat.keras"), "--board", "uno"]) == 1
 
 
-def test_firmware_check_names_what_is_missing(tmp_path, capsys):
+def test_firmware_check_names_what_is_missing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     assert main(["firmware", "check", str(tmp_path), "--tflm", str(tmp_path)]) == 1
-    assert "ModelFileError" in capsys.readouterr().err  # no export in that folder
+    err = capsys.readouterr().err
+    assert "ModelFileError" in err  # no export in that folder
+    # native code wrote nothing: no log file named, none left behind
+    assert "own log" not in err and not list((tmp_path / "tmp").iterdir())
 
 
 def test_the_demo_prints_only_its_own_lines_and_writes_firmware_that_compiles(tmp_path):

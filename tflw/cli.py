@@ -255,7 +255,7 @@ def _native_logs_aside(command: str) -> Iterator[None]:
     logging, the converter's notices) to a temporary file instead of the terminal, and
     TensorFlow's and absl's Python logging below ERROR nowhere; Python's own stderr (tflw's
     warnings, tracebacks) stays on the terminal. The file is kept and named when the
-    command fails."""
+    command fails and it holds anything."""
     sys.stderr.flush()
     try:
         python_on_fd2 = sys.stderr.fileno() == 2
@@ -286,9 +286,9 @@ def _native_logs_aside(command: str) -> Iterator[None]:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
         log.close()
-        if failed:
+        if failed and os.path.getsize(log.name):
             print(f"TensorFlow's own log of this run: {log.name}", file=sys.stderr)
-        else:
+        else:  # a success, or a failure whose native code wrote nothing: nothing to read
             os.unlink(log.name)
 
 
