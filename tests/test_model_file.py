@@ -59,3 +59,27 @@ def test_the_command_line_prints_no_tensorflow_logging(legacy_h5, tmp_path):
     assert all(line.startswith(("tflw:", "  ")) or "LegacyModelFileWarning" in line
                for line in lines), lines
     assert "wrote" in run.stdout
+
+
+def test_a_saved_tflw_model_loads_in_a_new_session(tmp_path):
+    import keras
+
+    inputs = keras.Input((8, 8, 6))
+    x = tflw.models.SparseShift(seed=0)(keras.layers.Conv2D(6, 1)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    data = np.random.default_rng(0).uniform(0, 1, (16, 8, 8, 6)).astype("float32")
+    tflw.quantize_model(model, calibration_data=data).save(tmp_path / "qat.keras")
+    model.save(tmp_path / "float.keras")
+    np.save(tmp_path / "x.npy", data)
+    expected = tflw.load_model(tmp_path / "qat.keras").predict(data, verbose=0)
+    # Keras's own loader after `import keras; import tflw`, and tflw.load_model alone
+    script = (f"import numpy as np, keras, tflw; x = np.load({str(tmp_path / 'x.npy')!r}); "
+              f"a = keras.saving.load_model({str(tmp_path / 'qat.keras')!r}); "
+              f"keras.saving.load_model({str(tmp_path / 'float.keras')!r}); "
+              f"np.save({str(tmp_path / 'out.npy')!r}, a.predict(x, verbose=0))")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+    run = subprocess.run([sys.executable, "-c", "import tflw; tflw.load_model("
+                          f"{str(tmp_path / 'qat.keras')!r})"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -31,6 +31,7 @@ model = tflw.models.resnet8()                         # MCU-shaped zoo, lightwei
 tflw.export(qat, "build/mnist", board="nano33ble")    # fails clearly if it does not fit
 fit = tflw.fit_board(model, "nano33ble", (x_train, y_train), (x_val, y_val), max_flash=40_000)
 print(fit.summary())                                  # bits and channels per layer, measured
+qat.save("qat.keras"); qat = tflw.load_model("qat.keras")  # tflw's layers known to Keras
 check = tflw.firmware.check_firmware("build/mnist", "~/tflite-micro", target="cortex-m4")
 print(check.bit_exact, check.arena_used_bytes, check.flash)  # the sketch built and run
 ```
@@ -60,6 +61,7 @@ _PUBLIC = {
     "calibrate": "tflw.quantization",
     "export": "tflw.export",
     "fit_board": "tflw.search",
+    "load_model": "tflw.model_file",
     "prune_model": "tflw.pruning",
     "ptq": "tflw.ptq",
     "quantize_model": "tflw.quantization",
@@ -87,6 +89,7 @@ __all__ = [
     "export",
     "firmware",
     "fit_board",
+    "load_model",
     "models",
     "prune_model",
     "ptq",
@@ -101,6 +104,7 @@ if TYPE_CHECKING:
     from tflw.analysis import Analysis, analyze
     from tflw.distillation import Distiller
     from tflw.export import ExportResult, VerifyResult, export, read_flatbuffer, verify
+    from tflw.model_file import load_model
     from tflw.ptq import ptq
     from tflw.pruning import (
         ConstantSparsity,
@@ -139,3 +143,11 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
+
+# tflw's layers register with Keras when their modules load. Where the caller has loaded
+# Keras already, they load now (0.1 s), so that keras.saving.load_model reads a saved tflw
+# model before any tflw name is used; the `tflw` command starts without Keras.
+if "keras" in sys.modules:
+    from tflw.model_file import register_layers
+
+    register_layers()

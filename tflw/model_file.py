@@ -1,5 +1,6 @@
 """Open a model given as a file path: `.keras` with Keras 3, legacy `.h5` with `tf_keras`."""
 
+import importlib
 import os
 import warnings
 from pathlib import Path
@@ -33,15 +34,29 @@ def _load_h5(path: Path):
     return model
 
 
+def register_layers() -> None:
+    """Make Keras able to read tflw's layers from a saved model: each registers itself
+    when its module loads (quantized layers, shifts, pruning wrappers and schedules)."""
+    for module in ("tflw.models", "tflw.pruning", "tflw.quantization"):
+        importlib.import_module(module)
+
+
 def load_model(model):
-    """`model` itself, or the model saved at a path: `.keras` with Keras 3, `.h5` with
-    `tf_keras` (a `LegacyModelFileWarning` says so). `ModelFileError` names the file when
-    neither reads it."""
+    """`model` itself, or the model saved at a path: `.keras` with Keras 3 (tflw's layers
+    known), `.h5` with `tf_keras` (a `LegacyModelFileWarning` says so).
+
+    Example:
+        >>> qat.save("qat.keras")
+        >>> qat = tflw.load_model("qat.keras")   # in a new session too
+
+    Raises:
+        ModelFileError: the file is missing, or neither Keras reads it.
+    """
     if not isinstance(model, (str, os.PathLike)):
         return model
     import keras
 
-    import tflw.quantization  # noqa: F401  (registers tflw's layers for loading)
+    register_layers()
 
     path = Path(model)
     if not path.is_file():
