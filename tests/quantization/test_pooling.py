@@ -47,3 +47,20 @@ def test_a_linear_activation_layer_does_not_hide_the_input_scale(pixels):
     qat = tflw.quantize_model(keras.Model(inputs, outputs), calibration_data=pixels)
     assert qat.get_layer("pool").linked_input_quantizer() is not None
     assert qat.get_layer("head").linked_input_quantizer() is not None
+
+
+def test_a_mean_over_one_pixel_keeps_its_input_scale_as_the_device_does():
+    # MobileNetV3's squeeze-excite at a 1x1 resolution: the converter drops that MEAN, or
+    # keeps it (keepdims=False) on its input's scale; a range of its own missed by 4.9 LSB
+    inputs = keras.Input((2, 2, 8))
+    x = keras.layers.Conv2D(16, 2, name="to_1x1")(inputs)
+    x = keras.layers.Activation("hard_swish")(x)  # a range of its own, as in MobileNetV3
+    for keepdims in (True, False):
+        pooled = keras.layers.GlobalAveragePooling2D(keepdims=keepdims, name="pool")(x)
+        head = keras.layers.Dense(4, name="head")(keras.layers.Flatten()(pooled))
+        x_data = np.random.default_rng(0).normal(size=(200, 2, 2, 8)).astype("float32")
+        qat = tflw.quantize_model(keras.Model(inputs, head), calibration_data=x_data[:100])
+        assert not isinstance(qat.get_layer("pool"), QuantGlobalAveragePooling2D)
+        assert qat.get_layer("head").linked_input_quantizer() is not None
+        model_bytes = to_tflite(qat)
+        assert tflw.verify(model_bytes, x_data, reference=qat).max_lsb_difference < 0.01

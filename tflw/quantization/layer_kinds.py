@@ -68,6 +68,14 @@ def activation_name(layer: keras.layers.Layer) -> str:
 
 
 def keeps_input_scale(layer: keras.layers.Layer) -> bool:
-    """A same-scale layer, or a linear Activation left in the graph (an identity)."""
+    """A same-scale layer, or an identity left in the graph: a linear Activation, or a
+    global mean over a single pixel."""
     kind = LAYER_KINDS.get(type(layer).__name__)
-    return kind == SAME_SCALE or (kind == ACTIVATION and activation_name(layer) == "linear")
+    return (kind == SAME_SCALE or (kind == ACTIVATION and activation_name(layer) == "linear")
+            or (kind == POOLED_MEAN and mean_of_one_pixel(layer)))
+
+
+def mean_of_one_pixel(layer: keras.layers.Layer) -> bool:
+    """A global average pooling whose input is 1x1: the converter drops it (or leaves a
+    RESHAPE or a MEAN of one value), and the tensor keeps its input's scale."""
+    return tuple(layer.input.shape[1:3]) == (1, 1)

@@ -27,7 +27,8 @@ from tflw.quantization.add import QuantAdd
 from tflw.quantization.concatenate import QuantConcatenate
 from tflw.quantization.input_link import input_quantizer
 from tflw.quantization.layer_kinds import (ACTIVATION, BATCH_NORM, CONCAT, LAYER_KINDS, LINEAR,
-                                           MULTIPLY, POOLED_MEAN, SAME_SCALE, activation_name)
+                                           MULTIPLY, POOLED_MEAN, SAME_SCALE, activation_name,
+                                           mean_of_one_pixel)
 from tflw.quantization.fake_quant import FakeQuant
 from tflw.quantization.folded import QuantConv2D, QuantDense, QuantDepthwiseConv2D
 from tflw.quantization.hard_swish import QuantHardSwish
@@ -314,6 +315,11 @@ class _Rewriter:
                 "its input has no fixed height/width; TFLite-Micro needs static shapes: "
                 "give the model's Input a fixed size.",
             )
+        if mean_of_one_pixel(layer):
+            # a range of its own would requantize what the device copies (measured: 4.9 LSB
+            # at MobileNetV3-small's squeeze-excite at 32x32, where its maps are 1x1)
+            self.tensors[step.outputs[0]] = self.call(clone_layer(layer), step)
+            return
         pooled = QuantGlobalAveragePooling2D(keepdims=config.get("keepdims", False), name=layer.name,
                                              activation_bits=self.activation_bits)
         self.tensors[step.outputs[0]] = pooled(self.tensors[step.inputs[0]])
