@@ -35,6 +35,21 @@ def test_4_bit_ptq_exports_lut_compressed_and_bit_exact(task, tmp_path):
     assert result.compressed_path is not None and result.report["lut"]["written"]
 
 
+def test_below_8_bits_depthwise_layers_stay_8_bit_unless_told(task):
+    model, calibration, _ = task
+    depthwise = [l.name for l in model.layers if type(l).__name__ == "DepthwiseConv2D"]
+    assert depthwise
+
+    def bits(quantized):
+        return {l.name: l.weight_bits for l in quantized.layers if hasattr(l, "weight_bits")}
+
+    default = bits(tflw.ptq(model, calibration[:64], weight_bits=4, bias_correction=False))
+    assert {default[name] for name in depthwise} == {8} and 4 in default.values()
+    told = bits(tflw.ptq(model, calibration[:64], weight_bits=4, bias_correction=False,
+                         layer_bits={depthwise[0]: 4}))
+    assert told[depthwise[0]] == 4
+
+
 def test_an_unknown_range_method_is_refused_before_any_work(task):
     model, calibration, _ = task
     with pytest.raises(ValueError, match="minmax, percentile, mse"):
