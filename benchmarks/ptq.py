@@ -11,8 +11,8 @@ training set; rows, each exported and run on the test set in TFLite-Micro:
 - mse+bc: with bias correction; mse+bc+eq: with cross-layer equalization too;
 - adaround (+bc, mse): AdaRound per layer; adaround+eq: with equalization;
   adaround+qdrop: with QDrop (half the inputs unquantized while learning); brecq: the
-  rounding learned per block; adaround/250, brecq/250: with 250 iterations per layer or
-  block instead of `--iterations` (1,000).
+  rounding learned per block; adaround/250, brecq/250, adaround+eq/250: with 250
+  iterations per layer or block instead of `--iterations` (1,000).
 
 Columns: TFLite-Micro top-1, flash (the flatbuffer; at 4 bits the LUT-compressed one plus
 DECODE's code), the output error against the float model (RMS over RMS, on logits), and
@@ -59,6 +59,8 @@ STEPS = {
     "adaround/250": dict(ranges="mse", bias_correction=True, rounding="adaround",
                          iterations=250),
     "brecq/250": dict(ranges="mse", bias_correction=True, rounding="brecq", iterations=250),
+    "adaround+eq/250": dict(ranges="mse", bias_correction=True, rounding="adaround",
+                            equalization=True, iterations=250),
 }
 
 
