@@ -46,19 +46,22 @@ NAME = "ptq"
 CALIBRATION = 1024
 TEST_SAMPLES = 2000
 STEPS = {
-    "minmax": dict(ranges="minmax", bias_correction=False),
-    "mse": dict(ranges="mse", bias_correction=False),
-    "mse+bc": dict(ranges="mse", bias_correction=True),
+    "minmax": dict(ranges="minmax", bias_correction=False, equalization=False),
+    "mse": dict(ranges="mse", bias_correction=False, equalization=False),
+    "mse+bc": dict(ranges="mse", bias_correction=True, equalization=False),
     "mse+bc+eq": dict(ranges="mse", bias_correction=True, equalization=True),
-    "adaround": dict(ranges="mse", bias_correction=True, rounding="adaround"),
+    "adaround": dict(ranges="mse", bias_correction=True, rounding="adaround",
+                     equalization=False),
     "adaround+eq": dict(ranges="mse", bias_correction=True, rounding="adaround",
                         equalization=True),
-    "adaround+qdrop": dict(ranges="mse", bias_correction=True, rounding="adaround", qdrop=0.5),
-    "brecq": dict(ranges="mse", bias_correction=True, rounding="brecq"),
-    # a quarter of the iterations: what the reconstruction costs against what it gives
+    "adaround+qdrop": dict(ranges="mse", bias_correction=True, rounding="adaround", qdrop=0.5,
+                           equalization=False),
+    "brecq": dict(ranges="mse", bias_correction=True, rounding="brecq", equalization=False),
+    # 250 iterations, tflw's default (the steps above take --iterations, 1,000)
     "adaround/250": dict(ranges="mse", bias_correction=True, rounding="adaround",
-                         iterations=250),
-    "brecq/250": dict(ranges="mse", bias_correction=True, rounding="brecq", iterations=250),
+                         iterations=250, equalization=False),
+    "brecq/250": dict(ranges="mse", bias_correction=True, rounding="brecq", iterations=250,
+                      equalization=False),
     "adaround+eq/250": dict(ranges="mse", bias_correction=True, rounding="adaround",
                             equalization=True, iterations=250),
 }

@@ -36,7 +36,7 @@ def _progress(items: Iterable, count: int, shown: bool, unit: str) -> Iterator:
 
 
 def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
-        ranges: str = "mse", equalization: bool = False, rounding: str = "nearest",
+        ranges: str = "mse", equalization: Optional[bool] = None, rounding: str = "nearest",
         bias_correction: bool = True, layer_bits: Optional[dict] = None,
         iterations: int = ITERATIONS, qdrop: float = 0.0,
         progress: bool = False) -> keras.Model:
@@ -61,11 +61,10 @@ def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
             squared error on the tensor's 256 levels) (`tflw.ptq.ranges`).
         equalization: rescale the channels between layers joined by a ReLU (or nothing)
             so that both hold equal weight ranges, the float function unchanged
-            (`tflw.ptq.equalization`; not across ReLU6, which does not commute). Off by
-            default: tflw quantizes conv weights per channel already, which is what
-            equalization mostly makes up for, and on a first MobileNet-style model it
-            raised the output error at 8 bits (helping at 4 bits only with bias
-            correction); measure it on yours.
+            (`tflw.ptq.equalization`; not across ReLU6, which does not commute). None (the
+            default): on below 8 bits, where it helped on the benchmark's depthwise model
+            most, off at 8 bits, where tflw's per-channel weights already do most of what
+            it does; measure it on yours.
         rounding: "nearest", or "adaround": each layer's rounding up or down learned on
             its inputs in the quantized model, layer after layer (`tflw.ptq.adaround`,
             `iterations` steps of 32 samples per layer; the usual choice at 4 bits), or
@@ -98,6 +97,8 @@ def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
         raise ValueError(f"rounding={rounding!r}: choose one of {', '.join(ROUNDINGS)}")
     data = one_input_array(calibration_data, "calibration_data", model,
                            "tflw.ptq")[:CALIBRATION_SAMPLES]
+    if equalization is None:
+        equalization = weight_bits < 8
     if weight_bits < 8:
         layer_bits = {**{step.layer.name: 8 for step in read_graph(model).steps
                          if type(step.layer).__name__ == "DepthwiseConv2D"}, **(layer_bits or {})}
