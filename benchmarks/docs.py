@@ -51,13 +51,14 @@ PAGES = (
     Page("arena", "The smallest tensor arena", "arena", ("arena",)),
     Page("arena_32bit", "The arena on a 32-bit MCU", "arena_32bit", ("arena_32bit",)),
     Page("shift", "Shift convolution: slices or a one-hot depthwise", "shift", ("shift",)),
+    Page("sparse_shift", "Sparse Shift: learned moves", "sparse_shift", ("sparse_shift",)),
     Page("firmware", "Firmware on the host and on a Cortex-M4", "firmware", ("firmware",)),
     Page("backends", "Training on JAX and PyTorch", "backends", ("backends",)),
 )
 
 # Keys holding a fraction shown as a percentage.
 _PERCENT_WORDS = ("accuracy", "agreement", "sparsity", "outputs_over")
-_PERCENT_KEYS = {"mean", "spread", "fit", "uniform", "gap_to_float"}
+_PERCENT_KEYS = {"mean", "spread", "fit", "uniform", "gap_to_float", "moved"}
 
 
 def _is_percent(key: str) -> bool:
