@@ -14,19 +14,23 @@ training set; rows, each exported and run on the test set in TFLite-Micro:
   rounding learned per block; adaround/250, brecq/250, adaround+eq/250: with 250
   iterations per layer or block instead of `--iterations` (1,000).
 
-Columns: TFLite-Micro top-1, flash (the flatbuffer; at 4 bits the LUT-compressed one plus
-DECODE's code), the output error against the float model (RMS over RMS, on logits), and
-time as ratios: to the converter's conversion in the same process, and to one QAT epoch
-on the full training set, measured in the same run as the row (`models` holds the latest
-run's). Rows are appended to results/ptq.json as they finish; a rerun skips rows present
+Columns: TFLite-Micro top-1 on 2,000 test images, flash (the flatbuffer; at 4 bits the
+LUT-compressed one plus DECODE's code), the output error against the float model (RMS over
+RMS, on logits), and time as ratios: to the converter's conversion in the same process, and
+to one QAT epoch on the full training set, timed (an eighth of one, scaled) just before the
+row, so that both see the same load. At W8 the converter's, tflw.ptq's default (mse+bc) and
+adaround+eq/250 also run on the whole test set, with the images only they or only the
+converter get right and McNemar's exact p of that split. Rows are appended to results/ptq.json as they finish; a rerun skips rows present
 unless `--redo` asks to replace them.
 """
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -45,11 +49,12 @@ from tflw.search.sensitivity import recalibrate_batch_norm  # noqa: E402
 NAME = "ptq"
 CALIBRATION = 1024
 TEST_SAMPLES = 2000
+NEAREST = dict(rounding="nearest")
 STEPS = {
-    "minmax": dict(ranges="minmax", bias_correction=False, equalization=False),
-    "mse": dict(ranges="mse", bias_correction=False, equalization=False),
-    "mse+bc": dict(ranges="mse", bias_correction=True, equalization=False),
-    "mse+bc+eq": dict(ranges="mse", bias_correction=True, equalization=True),
+    "minmax": dict(ranges="minmax", bias_correction=False, equalization=False, **NEAREST),
+    "mse": dict(ranges="mse", bias_correction=False, equalization=False, **NEAREST),
+    "mse+bc": dict(ranges="mse", bias_correction=True, equalization=False, **NEAREST),
+    "mse+bc+eq": dict(ranges="mse", bias_correction=True, equalization=True, **NEAREST),
     "adaround": dict(ranges="mse", bias_correction=True, rounding="adaround",
                      equalization=False),
     "adaround+eq": dict(ranges="mse", bias_correction=True, rounding="adaround",
@@ -65,6 +70,11 @@ STEPS = {
     "adaround+eq/250": dict(ranges="mse", bias_correction=True, rounding="adaround",
                             equalization=True, iterations=250),
 }
+# At W8 the converter and tflw.ptq's defaults (mse+bc at 8 bits; adaround+eq/250 is the
+# default below) also run on every test image, paired image by image with the converter's:
+# 2,000 images cannot tell apart rows that differ by a few tenths of a point.
+FULL_TEST_STEPS = ("converter", "mse+bc", "adaround+eq/250")
+QAT_SLICE = 8  # the QAT epoch beside each row: an eighth of one, timed and scaled
 
 
 def demo_task():
@@ -88,8 +98,42 @@ def mobilenet_task():
 TASKS = {"demo": demo_task, "resnet8": resnet8_task, "mobilenet": mobilenet_task}
 
 
+def tflm_outputs(path, x: np.ndarray) -> np.ndarray:
+    """TFLite-Micro's outputs on `x`, in two halves run side by side (one per core)."""
+    with ThreadPoolExecutor(2) as pool:
+        halves = pool.map(lambda part: tflw.verify(path, part).outputs[0],
+                          np.array_split(x, 2))
+        return np.concatenate(list(halves))
+
+
+def qat_epoch_now(qat, x: np.ndarray, y: np.ndarray) -> float:
+    """One QAT epoch's seconds, estimated from an eighth of one timed now (the model already
+    traced), so that a row's ratio sees the load the row saw."""
+    part = len(x) // QAT_SLICE
+    start = time.perf_counter()
+    qat.fit(x[:part], y[:part], epochs=1, batch_size=64, verbose=0)
+    return (time.perf_counter() - start) * QAT_SLICE
+
+
+def mcnemar_p(wins: int, losses: int) -> float:
+    """Exact two-sided McNemar p-value of `wins` against `losses` (the images only one of
+    two models gets right): how likely a split this uneven is if neither is better."""
+    count = wins + losses
+    tail = sum(math.comb(count, k) for k in range(min(wins, losses) + 1)) / 2.0 ** count
+    return min(1.0, 2.0 * tail)
+
+
+def full_test_columns(right: np.ndarray, converter_right: np.ndarray) -> dict:
+    """Top-1 on every test image and, against the converter's on the same images, the
+    images only this row gets right (wins), only the converter's (losses), McNemar's p."""
+    wins = int(np.sum(right & ~converter_right))
+    losses = int(np.sum(converter_right & ~right))
+    return {"full_test_images": len(right), "full_tflm_accuracy": float(np.mean(right)),
+            "full_wins": wins, "full_losses": losses, "full_mcnemar_p": mcnemar_p(wins, losses)}
+
+
 def measure(result, x_test, y_test, reference) -> dict:
-    outputs = tflw.verify(result.tflite_path, x_test).outputs[0]
+    outputs = tflm_outputs(result.tflite_path, x_test)
     flash = result.flatbuffer_bytes
     lut = result.report.get("lut")
     if lut and lut["flatbuffer_bytes"] + DECODE_CODE_BYTES < flash:
@@ -155,10 +199,15 @@ def main(argv=None) -> None:
                         "qat_epoch_seconds": qat_epoch, "converter_seconds": converter_seconds,
                         "date": time.strftime("%Y-%m-%d"), "command": command}
         print(name, models[name], flush=True)
+        x_full, y_full = task["test"][0], np.ravel(task["test"][1])
+        converter_right = None
+        if 8 in args.bits and any(step in FULL_TEST_STEPS for step in args.steps):
+            converter_right = tflm_outputs(converter.tflite_path, x_full).argmax(-1) == y_full
         for bits in args.bits:
             for step in args.steps:
                 if (name, bits, step) in done or (step == "converter" and bits != 8):
                     continue
+                qat_epoch = qat_epoch_now(qat, x, y)
                 start = time.perf_counter()
                 if step == "converter":
                     result, seconds = converter, converter_seconds
@@ -171,9 +220,13 @@ def main(argv=None) -> None:
                                          compress="always" if bits < 8 else "never")
                 row = {"model": name, "bits": bits, "step": step,
                        "date": time.strftime("%Y-%m-%d"), "seconds": seconds,
+                       "qat_epoch_seconds": qat_epoch,
                        "vs_converter": seconds / converter_seconds,
                        "vs_qat_epoch": seconds / qat_epoch,
                        **measure(result, x_test, y_test, reference)}
+                if bits == 8 and step in FULL_TEST_STEPS and converter_right is not None:
+                    right = tflm_outputs(result.tflite_path, x_full).argmax(-1) == y_full
+                    row.update(full_test_columns(right, converter_right))
                 row["gap_to_float_pp"] = 100 * (models[name]["float_accuracy"]
                                                 - row["tflm_accuracy"])
                 rows.append(row)
@@ -187,7 +240,10 @@ COLUMNS = (("model", "model", "{}"), ("bits", "W", "{}"), ("step", "step", "{}")
            ("tflm_accuracy", "TFLM top-1", "{:.2%}"), ("gap_to_float_pp", "gap pp", "{:.2f}"),
            ("output_error", "output error", "{:.4f}"), ("flash_bytes", "flash B", "{:,}"),
            ("vs_converter", "time / converter", "{:.1f}"),
-           ("vs_qat_epoch", "time / QAT epoch", "{:.2f}"))
+           ("vs_qat_epoch", "time / QAT epoch", "{:.2f}"),
+           ("full_tflm_accuracy", "all-test top-1", "{:.2%}"),
+           ("full_wins", "wins vs conv.", "{}"), ("full_losses", "losses", "{}"),
+           ("full_mcnemar_p", "McNemar p", "{:.2f}"))
 
 if __name__ == "__main__":
     main()

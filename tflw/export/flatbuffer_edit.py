@@ -19,10 +19,22 @@ def edited(model_bytes: bytes, edit: Callable[[model_editor.Model], bool]) -> by
     model = model_editor.read(model_bytes)
     if not edit(model):
         return model_bytes
+    _share_empty_buffer(model)
     # read() keeps every buffer, metadata's too, and build() writes metadata anew: without
     # the pruning each edit would carry a second copy of the metadata (about 500 B).
     model_editor.prune_buffers(model)
     return _aligned(bytes(model.build()))
+
+
+def _share_empty_buffer(model: model_editor.Model) -> None:
+    """Points every tensor without data at buffer 0, the schema's empty sentinel.
+
+    The converter gives each activation an empty buffer of its own: 8 B of flash apiece
+    (the buffer table and its slot in the list), which TFLite-Micro never reads.
+    """
+    for tensor in model_editor.iter_tensors(model):
+        if tensor.buffer is not None and not tensor.buffer.data and not tensor.is_variable:
+            tensor.buffer = None
 
 
 def _aligned(model_bytes: bytes) -> bytes:
