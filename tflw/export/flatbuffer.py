@@ -25,6 +25,8 @@ OP_NAMES = {v: k for k, v in vars(schema_fb.BuiltinOperator).items() if not k.st
 _TYPE_NAMES = {v: k for k, v in vars(schema_fb.TensorType).items() if not k.startswith("_")}
 _NUMPY_TYPES = {"INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "UINT8": np.uint8,
                 "FLOAT32": np.float32}
+_TYPE_BYTES = {"INT8": 1, "UINT8": 1, "BOOL": 1, "INT16": 2, "FLOAT16": 2, "INT32": 4,
+               "FLOAT32": 4, "INT64": 8, "FLOAT64": 8}
 
 
 @dataclass(frozen=True)
@@ -179,9 +181,9 @@ def _layer_scope(tensor_name: str) -> str:
     return paths[0][-2] if len(paths[0]) >= 2 else paths[0][0]
 
 
-def _bytes(tensor) -> int:
-    itemsize = np.dtype(_NUMPY_TYPES.get(_TYPE_NAMES[tensor.type], np.uint8)).itemsize
-    return int(np.prod(_shape(tensor))) * itemsize
+def tensor_bytes(tensor) -> int:
+    """The bytes of a flatbuffer tensor's (`TensorT`) values."""
+    return int(np.prod(_shape(tensor))) * _TYPE_BYTES[_TYPE_NAMES[tensor.type]]
 
 
 def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:
@@ -193,7 +195,7 @@ def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:
         tensor = graph.tensors[tensor_index] if tensor_index >= 0 else None
         values = None if tensor is None else constant_values(model, tensor)
         if values is None and tensor is not None:
-            input_bytes += _bytes(tensor)
+            input_bytes += tensor_bytes(tensor)
         if values is None or not _is_quantized(tensor):
             continue  # activations, and shape/axis constants (they carry no scale)
         parameters += int(values.size)
@@ -203,7 +205,7 @@ def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:
             layer, weight_tensor = _layer_scope(_name(tensor)), _name(tensor)
             macs = _macs(name, _shape(tensor), output_shape)
     return OperatorCost(index, name, _name(output), macs, weights, zeros, output_shape,
-                        _bytes(output), parameters, parameter_bytes,
+                        tensor_bytes(output), parameters, parameter_bytes,
                         layer or f"op {index}", weight_tensor,  # "": names stripped
                         input_bytes)
 

@@ -29,13 +29,11 @@ from tflite_micro.python.tflite_micro.runtime import (
     schema_fb,
 )
 
+from tflw.export.flatbuffer import tensor_bytes
 from tflw.export.flatbuffer_edit import edited
 
 METADATA_NAME = "OfflineMemoryAllocation"
 ALIGNMENT = 16  # MicroArenaBufferAlignment(): every planned buffer is rounded up to it
-_TYPE_BYTES = {"INT8": 1, "UINT8": 1, "BOOL": 1, "INT16": 2, "FLOAT16": 2, "INT32": 4,
-               "FLOAT32": 4, "INT64": 8, "FLOAT64": 8}
-_TYPE_NAMES = {v: k for k, v in vars(schema_fb.TensorType).items() if not k.startswith("_")}
 _RESHAPE = schema_fb.BuiltinOperator.RESHAPE
 
 
@@ -96,8 +94,7 @@ def activation_buffers(model_bytes: bytes, alias_reshapes: bool = True) -> list:
     sizes = {}
     for index, tensor in enumerate(graph.tensors):
         data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
-        elements = int(np.prod(tensor.shape)) if tensor.shape is not None else 1
-        size = elements * _TYPE_BYTES[_TYPE_NAMES[tensor.type]]
+        size = tensor_bytes(tensor)
         if (data is None or len(data) == 0) and not tensor.isVariable and size and index in first:
             sizes[index] = aligned(size)
     buffers = {i: ActivationBuffer(i, sizes[i], first[i], last[i]) for i in sizes}

@@ -6,7 +6,6 @@ from typing import Iterable, Iterator, Optional
 import keras
 import numpy as np
 
-from tflw.conversion_trace import float_rounding
 from tflw.errors import UnsupportedModelError
 from tflw.export.dense_granularity import output_error
 from tflw.model_data import one_input_array
@@ -14,7 +13,7 @@ from tflw.model_graph import read_graph
 from tflw.model_kind import is_tf_keras_model
 from tflw.ptq.adaround import ITERATIONS, adaround_layer
 from tflw.ptq.bias_correction import correct_biases
-from tflw.ptq.layer_inputs import linear_layers, run_batched, walk_layer_inputs
+from tflw.ptq.layer_inputs import linear_layers, run_float_rounded, walk_layer_inputs
 from tflw.ptq.brecq import blocks, brecq_block, walk_blocks
 from tflw.ptq.equalization import equalize
 from tflw.ptq.ranges import RANGE_METHODS, record_activations, set_range
@@ -142,19 +141,12 @@ def _correct_if_better(qat: keras.Model, model: keras.Model, data: np.ndarray,
     8 bits and raised it on the demo CNN, whose rounding shifts are tiny)."""
     sample = data[:JUDGE_SAMPLES]
     reference = model.predict(sample, verbose=0)
-    before = output_error(_outputs(qat, sample), reference)
+    before = output_error(run_float_rounded(qat, sample), reference)
     saved = qat.get_weights()
     _, skipped = correct_biases(qat, data, float_kernels)
     if skipped:
         warnings.warn(f"bias correction skipped {', '.join(skipped)}: no bias and no "
                       "BatchNorm shift to move", stacklevel=3)
-    if output_error(_outputs(qat, sample), reference) > before:
+    if output_error(run_float_rounded(qat, sample), reference) > before:
         qat.set_weights(saved)
 
-
-def _outputs(qat: keras.Model, data: np.ndarray) -> np.ndarray:
-    """The quantized model's outputs with float rounding (the device's rare one-LSB
-    differences do not move the comparison; emulating them costs ten times the layers'
-    arithmetic), called directly: a `predict` traced here would keep float rounding."""
-    with float_rounding():
-        return run_batched(qat, data)

@@ -27,7 +27,7 @@ from tflw.conversion_trace import float_rounding
 from tflw.ptq.adaround import (ITERATIONS, REGULARIZATION, AnnealedRounding, fit_rounding,
                                numpy_of, rectified_sigmoid, rounding_grid, set_folded_kernel,
                                soft_start)
-from tflw.ptq.layer_inputs import LINEAR, run_batched, walk
+from tflw.ptq.layer_inputs import LINEAR, run_float_rounded, walk
 from tflw.ptq.ranges import unquantized_activations
 from tflw.quantization.fake_quant import frozen_ranges
 from tflw.quantization.folded import kernel_overrides
@@ -130,8 +130,7 @@ def brecq_block(block: Block, inputs: np.ndarray, target: np.ndarray,
     sub = block.model()
 
     def error() -> float:
-        with float_rounding():
-            return float(np.mean((run_batched(sub, inputs) - target) ** 2))
+        return float(np.mean((run_float_rounded(sub, inputs) - target) ** 2))
 
     nearest = error()
     originals = {layer.name: numpy_of(layer.folded_kernel_and_bias()[0]) for layer in block.layers}

@@ -84,6 +84,15 @@ def run_batched(function, data: np.ndarray, batch_size: int = 256) -> np.ndarray
                            for i in range(0, len(data), batch_size)])
 
 
+def run_float_rounded(model: keras.Model, data: np.ndarray) -> np.ndarray:
+    """The quantized model's outputs on `data` with float rounding (the device's rare
+    one-LSB differences do not move a comparison; emulating them costs ten times the
+    layers' arithmetic), called directly: a `predict` traced here would keep float
+    rounding."""
+    with float_rounding():
+        return run_batched(model, data)
+
+
 def _run(step: Step, inputs: List[np.ndarray], training: bool,
          batch_size: int) -> List[np.ndarray]:
     batches = []
