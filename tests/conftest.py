@@ -83,6 +83,16 @@ def all_layers_model() -> keras.Model:
     return randomize_batch_norms(keras.Model(inputs, outputs, name="all_layers"))
 
 
+def randomize_biases(model: keras.Model, seed: int = 0) -> keras.Model:
+    """Give every bias trained-looking values (the converter drops an all-zero one, which a
+    trained model does not have)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape))
+    return model
+
+
 def randomize_batch_norms(model: keras.Model, seed: int = 0) -> keras.Model:
     """Give every BatchNormalization trained-looking statistics, so folding is exercised."""
     rng = np.random.default_rng(seed)

@@ -1,3 +1,4 @@
+import json
 import os
 import re
 import subprocess
@@ -7,7 +8,7 @@ import tempfile
 import numpy as np
 
 import tflw
-from tests.conftest import all_layers_model
+from tests.conftest import all_layers_model, randomize_biases
 from tests.export.sketch_compiler import assert_compiles
 from tflw.cli import main
 
@@ -38,6 +39,32 @@ def test_export_and_verify_from_the_command_line(tmp_path, pixels, capsys):
                  "--reference", str(tmp_path / "qat.keras")]) == 0
     assert "argmax agreement" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "qat.keras"), str(tmp_path / "out")]) == 1
+
+
+def test_a_float_model_is_quantized_by_tflw_ptq_with_weight_bits(tmp_path, pixels, capsys):
+    model = randomize_biases(all_layers_model())
+    model.save(tmp_path / "float.keras")
+    np.save(tmp_path / "x.npy", pixels[:64])
+    assert main(["export", str(tmp_path / "float.keras"), str(tmp_path / "out"),
+                 "--data", str(tmp_path / "x.npy"), "--weight-bits", "8"]) == 0
+    assert "without training (tflw.ptq, 8-bit weights" in capsys.readouterr().err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["quantization"].startswith("tflw quantized layers")
+    assert report["verification"]["max_lsb_difference"] <= 1.001
+    # the converter's PTQ of the same model, for the flash: never more
+    assert main(["export", str(tmp_path / "float.keras"), str(tmp_path / "converter"),
+                 "--data", str(tmp_path / "x.npy")]) == 0
+    converter = json.loads((tmp_path / "converter" / "report.json").read_text())
+    assert report["flatbuffer_bytes"] <= converter["flatbuffer_bytes"]
+    qat = tflw.quantize_model(model, calibration_data=pixels)
+    qat.save(tmp_path / "qat.keras")
+    assert main(["export", str(tmp_path / "qat.keras"), str(tmp_path / "again"),
+                 "--data", str(tmp_path / "x.npy"), "--weight-bits", "4"]) == 1
+    assert "already quantized" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "float.keras"), str(tmp_path / "again"),
+                 "--weight-bits", "4"]) == 1
+    assert "give them with --data" in capsys.readouterr().err
+    assert not (tmp_path / "again").exists()
 
 
 def test_report_prints_per_op_costs_and_the_board_budget(tmp_path, pixels, capsys):

@@ -36,11 +36,33 @@ def _load_inputs(path: Optional[str]):
     return [arrays[name] for name in positional] if sorted(arrays) == sorted(positional) else arrays
 
 
+def _post_training_quantized(path: str, data, bits: int):
+    """The float model at `path` quantized by `tflw.ptq` on `data`: no labels, no training."""
+    from tflw.export.convert import is_quantization_aware
+    from tflw.model_file import load_model
+    from tflw.ptq import ptq
+
+    if data is None:
+        raise TflwError("--weight-bits quantizes a float model on typical inputs: give them "
+                        "with --data (a .npy, no labels needed)")
+    model = load_model(path)
+    if is_quantization_aware(model):
+        raise TflwError(f"'{path}' is already quantized (a QAT model): export it without "
+                        "--weight-bits")
+    rounding = "AdaRound, " if bits < 8 else ""
+    print(f"tflw: quantizing '{model.name}' without training (tflw.ptq, {bits}-bit weights: "
+          f"MSE ranges, {rounding}bias correction)", file=sys.stderr, flush=True)
+    return ptq(model, data, weight_bits=bits, progress=True)
+
+
 def _export(args) -> None:
     from tflw.export import export
 
+    data = _load_inputs(args.data)
+    model = (args.model if args.weight_bits is None
+             else _post_training_quantized(args.model, data, args.weight_bits))
     result = export(
-        args.model, args.out, representative_data=_load_inputs(args.data),
+        model, args.out, representative_data=data,
         name=args.name, overwrite=args.force, board=args.board, progress=True,
         compress=args.compress, dense=args.dense, minimize_arena=not args.default_arena,
     )
@@ -177,6 +199,10 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--data", help=".npy of typical float inputs (an .npz with one array "
                         "per input name for several): required for a float model "
                         "(post-training quantization), also used to verify")
+    export.add_argument("--weight-bits", type=int, choices=range(2, 9), metavar="{2..8}",
+                        help="quantize a float model with tflw.ptq instead of the converter's "
+                        "PTQ, on --data, no labels: MSE ranges and bias correction, below 8 "
+                        "bits AdaRound (first, last and depthwise layers stay 8-bit)")
     export.add_argument("--name", help="sketch and C identifier name (default: model name)")
     export.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     export.add_argument("--board", help=f"fail unless the model fits this board ({boards})")

@@ -84,7 +84,9 @@ class ExportResult:
 def _quantization_kind(model) -> str:
     if not is_quantization_aware(model):
         return "post-training int8 (representative data)"
-    return "QAT, tfmot (tf_keras)" if is_tf_keras_model(model) else "QAT, tflw"
+    if is_tf_keras_model(model):
+        return "QAT, tfmot (tf_keras)"
+    return "tflw quantized layers (QAT, or tflw.ptq without training)"
 
 
 def _sample_inputs(info: FlatbufferInfo, checked: Optional[list]) -> tuple:

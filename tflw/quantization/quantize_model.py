@@ -37,6 +37,7 @@ from tflw.quantization.low_bit_activations import relu6_levels_range
 from tflw.quantization.multiply import QuantMultiply
 from tflw.model_graph import Graph, Step, call_like, clone_layer, input_like, read_graph
 from tflw.models.shift import group_shift_channels
+from tflw.quantization.rescaling import fold_rescaling
 from tflw.quantization.pooling import QuantAveragePooling2D, QuantGlobalAveragePooling2D
 
 # TFLite's fixed output quantization of these activations, as (min, max) real ranges:
@@ -503,7 +504,7 @@ def quantize_keras3(model: keras.Model, weight_bits: int = 8, method: str = "lsq
                     layer_bits: Optional[dict] = None, activation_bits: int = 8,
                     shared_levels: bool = False) -> keras.Model:
     """Rewrite a Sequential/Functional Keras 3 model with tflw's int8 QAT layers."""
-    graph = read_graph(group_shift_channels(model))
+    graph = read_graph(fold_rescaling(group_shift_channels(model)))
     bits = weight_bits_per_layer(graph, weight_bits, method, layer_bits)
     inputs, outputs = _Rewriter(graph, bits, activation_bits, shared_levels).run()
     return keras.Model(
