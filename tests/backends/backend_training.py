@@ -49,6 +49,16 @@ def main(out: Path) -> None:
     pruned.fit(x, y, epochs=1, verbose=0, callbacks=[tflw.UpdatePruningStep()])
     pruned.save(out / "pruned.keras")
 
+    # tflw.ptq's reconstruction on the backend, unlabeled: AdaRound per layer, BRECQ per block
+    nearest = tflw.ptq(teacher, x[:128], weight_bits=4, rounding="nearest").get_weights()
+    rounded_away = {}
+    for rounding in ("adaround", "brecq"):
+        quantized = tflw.ptq(teacher, x[:128], weight_bits=4, rounding=rounding, iterations=20)
+        quantized.save(out / f"ptq_{rounding}.keras")
+        np.save(out / f"ptq_{rounding}_predictions.npy", quantized.predict(x[:64], verbose=0))
+        rounded_away[rounding] = sum(int(np.sum(a != b)) for a, b in
+                                     zip(quantized.get_weights(), nearest))
+
     teacher_weights = [w.copy() for w in teacher.get_weights()]
     student = tflw.quantize_model(build_demo_model(width=4), calibration_data=x[:64])
     distiller = tflw.Distiller(student, teacher, temperature=2.0, alpha=0.5)
@@ -64,6 +74,7 @@ def main(out: Path) -> None:
         "dense_parameters": teacher.count_params(),
         "low_bit_losses": low_bit_losses,
         "dead_tensor_output": keras.ops.convert_to_numpy(dead).tolist(),
+        "ptq_weights_rounded_away_from_nearest": rounded_away,
     }))
 
 

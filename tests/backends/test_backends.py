@@ -32,13 +32,13 @@ def int8_content(model_bytes: bytes) -> list:
     return [buffers, tensors]
 
 
-def assert_same_int8_outputs(model, x: np.ndarray, predictions: Path) -> None:
-    """`model`'s logits here, in int8 units, equal those the backend saved in `predictions`:
-    their dequantized floats may differ by an ulp between backends (measured: 7e-9 between
-    JAX and TensorFlow on an AMD EPYC machine, none on another)."""
+def assert_same_int8_outputs(model, x: np.ndarray, predictions: Path, lsb: int = 0) -> None:
+    """`model`'s logits here, in int8 units, within `lsb` of those the backend saved in
+    `predictions`: their dequantized floats may differ by an ulp between backends
+    (measured: 7e-9 between JAX and TensorFlow on an AMD EPYC machine, none on another)."""
     scale = float(model.get_layer("logits").output_quant.scale())
-    np.testing.assert_array_equal(np.round(model.predict(x, verbose=0) / scale),
-                                  np.round(np.load(predictions) / scale))
+    here = np.round(model.predict(x, verbose=0) / scale)
+    np.testing.assert_array_less(np.abs(here - np.round(np.load(predictions) / scale)), lsb + 0.5)
 
 
 @pytest.fixture(scope="module", params=["jax", "torch"])
@@ -82,6 +82,20 @@ def test_low_bit_training_on_the_backend_stays_finite_and_exports_here(backend_r
     assert_same_int8_outputs(loaded, x[:64], backend_run / "w2a2_predictions.npy")
     result = tflw.export(loaded, tmp_path / "w2a2", sample_inputs=x[:64])
     assert result.verification.max_lsb_difference <= 1.001
+
+
+def test_ptq_reconstruction_runs_on_the_backend_and_exports_here(backend_run, tmp_path):
+    facts = json.loads((backend_run / "facts.json").read_text())
+    (x, _), _ = load_mnist_subset()
+    for rounding in ("adaround", "brecq"):
+        assert facts["ptq_weights_rounded_away_from_nearest"][rounding] > 0  # it learned
+        loaded = keras.saving.load_model(backend_run / f"ptq_{rounding}.keras")
+        # one LSB: once in 64 samples (JAX, BRECQ) an intermediate value sat on a level's
+        # boundary and the backends' last-ulp differences rounded it apart
+        assert_same_int8_outputs(loaded, x[:64], backend_run / f"ptq_{rounding}_predictions.npy",
+                                 lsb=1)
+        result = tflw.export(loaded, tmp_path / rounding, sample_inputs=x[:64])
+        assert result.verification.max_lsb_difference <= 1.001
 
 
 def test_backend_trained_pruned_and_distilled_models_export_here(backend_run, tmp_path):

@@ -49,7 +49,8 @@ def rounding_grid(layer) -> Tuple[np.ndarray, float]:
     else:
         step = layer.weight_parameters[..., 0]
         levels = 2.0 ** (layer.weight_bits - 1) - 1.0
-    return numpy_of(layer.scale_kernel(ops.ones_like(kernel), ops.cast(step, "float32"))), levels
+    ones = ops.ones(ops.shape(kernel))  # JAX makes no ones_like of a Variable
+    return numpy_of(layer.scale_kernel(ones, ops.cast(step, "float32"))), levels
 
 
 def soft_start(kernel: np.ndarray, step: np.ndarray) -> np.ndarray:
@@ -125,7 +126,9 @@ def fit_rounding(trainer: keras.Model, inputs, targets: np.ndarray, iterations: 
     """Train a rounding model for at least `iterations` steps, one epoch per call (a
     quarter less time on ResNet-8 than a call per step)."""
     steps = max(1, -(-len(targets) // batch_size))
-    trainer.compile(keras.optimizers.Adam(learning_rate), loss="mse", steps_per_execution=steps)
+    # PyTorch's trainer runs one step per call and refuses more
+    per_call = 1 if keras.backend.backend() == "torch" else steps
+    trainer.compile(keras.optimizers.Adam(learning_rate), loss="mse", steps_per_execution=per_call)
     notice = _NoRetracingNotice()
     logging.getLogger("tensorflow").addFilter(notice)
     try:
@@ -163,7 +166,9 @@ def adaround_layer(layer, inputs: np.ndarray, iterations: int = ITERATIONS,
     kernel = numpy_of(layer.folded_kernel_and_bias()[0])
     step, levels = rounding_grid(layer)
     reference = numpy_of(layer.linear(inputs, kernel))
-    nearest = reconstruction_loss(layer, inputs, layer.quantized_kernel(kernel)[0], reference)
+    # a tensor: PyTorch's trainable step refuses to divide a numpy array
+    nearest_kernel = layer.quantized_kernel(ops.convert_to_tensor(kernel))[0]
+    nearest = reconstruction_loss(layer, inputs, nearest_kernel, reference)
     mixing = unquantized_inputs is not None and drop > 0.0
     soft = _SoftRounding(layer, kernel, step, levels, drop if mixing else 0.0, seed,
                          iterations, regularization)

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 import keras
 import numpy as np
 
+from tflw.ptq.adaround import numpy_of
 from tflw.ptq.layer_inputs import walk_layer_inputs
 
 def output_shift(layer: keras.layers.Layer, inputs: np.ndarray,
@@ -26,7 +27,9 @@ def output_shift(layer: keras.layers.Layer, inputs: np.ndarray,
     float kernel (the folded one, or `float_kernel` where rounding already moved it),
     per output channel, before the activation."""
     kernel = layer.folded_kernel_and_bias()[0]
-    error = layer.quantized_kernel(kernel)[0] - (kernel if float_kernel is None else float_kernel)
+    # in numpy: a PyTorch tensor that carries a gradient refuses numpy's subtraction
+    error = numpy_of(layer.quantized_kernel(kernel)[0]) - (
+        numpy_of(kernel) if float_kernel is None else float_kernel)
     total = 0.0
     for start in range(0, len(inputs), batch_size):
         outputs = keras.ops.convert_to_numpy(layer.linear(inputs[start:start + batch_size], error))
