@@ -18,10 +18,11 @@ Columns: TFLite-Micro top-1 on 2,000 test images, flash (the flatbuffer; at 4 bi
 LUT-compressed one plus DECODE's code), the output error against the float model (RMS over
 RMS, on logits), and time as ratios: to the converter's conversion in the same process, and
 to one QAT epoch on the full training set, timed (an eighth of one, scaled) just before the
-row, so that both see the same load. At W8 the converter's, tflw.ptq's default (mse+bc) and
-adaround+eq/250 also run on the whole test set, with the images only they or only the
-converter get right and McNemar's exact p of that split. Rows are appended to results/ptq.json as they finish; a rerun skips rows present
-unless `--redo` asks to replace them.
+row, so that both see the same load. At W8 the converter's, minmax, mse, tflw.ptq's
+default (mse+bc) and adaround+eq/250 also run on the whole test set, with the images only
+they or only the converter get right and McNemar's exact p of that split. Rows are
+appended to results/ptq.json as they finish; a rerun skips rows present unless `--redo`
+asks to replace them.
 """
 
 import argparse
@@ -70,10 +71,10 @@ STEPS = {
     "adaround+eq/250": dict(ranges="mse", bias_correction=True, rounding="adaround",
                             equalization=True, iterations=250),
 }
-# At W8 the converter and tflw.ptq's defaults (mse+bc at 8 bits; adaround+eq/250 is the
-# default below) also run on every test image, paired image by image with the converter's:
-# 2,000 images cannot tell apart rows that differ by a few tenths of a point.
-FULL_TEST_STEPS = ("converter", "mse+bc", "adaround+eq/250")
+# At W8 the converter, tflw's min/max and MSE ranges and tflw.ptq's defaults (mse+bc at 8
+# bits; adaround+eq/250 is the default below) also run on every test image, paired image by
+# image with the converter's: 2,000 images cannot tell apart rows a few tenths apart.
+FULL_TEST_STEPS = ("converter", "minmax", "mse", "mse+bc", "adaround+eq/250")
 QAT_SLICE = 8  # the QAT epoch beside each row: an eighth of one, timed and scaled
 
 
@@ -123,12 +124,17 @@ def mcnemar_p(wins: int, losses: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
-def full_test_columns(right: np.ndarray, converter_right: np.ndarray) -> dict:
-    """Top-1 on every test image and, against the converter's on the same images, the
-    images only this row gets right (wins), only the converter's (losses), McNemar's p."""
+def full_test_columns(predicted: np.ndarray, labels: np.ndarray, float_predicted: np.ndarray,
+                      converter_right: np.ndarray) -> dict:
+    """On every test image: top-1; agreement with the float model's top-1 (what PTQ can
+    promise: a quantized model may also land above its float model, by luck); and, against
+    the converter's on the same images, the images only this row gets right (wins), only
+    the converter's (losses), and McNemar's p."""
+    right = predicted == labels
     wins = int(np.sum(right & ~converter_right))
     losses = int(np.sum(converter_right & ~right))
     return {"full_test_images": len(right), "full_tflm_accuracy": float(np.mean(right)),
+            "full_float_agreement": float(np.mean(predicted == float_predicted)),
             "full_wins": wins, "full_losses": losses, "full_mcnemar_p": mcnemar_p(wins, losses)}
 
 
@@ -195,14 +201,19 @@ def main(argv=None) -> None:
         converter = tflw.export(model, f"{args.workdir}/{name}/converter", overwrite=True,
                                 representative_data=calibration[:300], sample_inputs=x_test[:200])
         converter_seconds = time.perf_counter() - start
+        x_full, y_full = task["test"][0], np.ravel(task["test"][1])
+        float_predicted = model.predict(x_full, verbose=0).argmax(-1)
         models[name] = {"float_accuracy": float(np.mean(reference.argmax(-1) == y_test)),
+                        "full_float_accuracy": float(np.mean(float_predicted == y_full)),
                         "qat_epoch_seconds": qat_epoch, "converter_seconds": converter_seconds,
                         "date": time.strftime("%Y-%m-%d"), "command": command}
         print(name, models[name], flush=True)
-        x_full, y_full = task["test"][0], np.ravel(task["test"][1])
         converter_right = None
         if 8 in args.bits and any(step in FULL_TEST_STEPS for step in args.steps):
-            converter_right = tflm_outputs(converter.tflite_path, x_full).argmax(-1) == y_full
+            converter_predicted = tflm_outputs(converter.tflite_path, x_full).argmax(-1)
+            converter_right = converter_predicted == y_full
+            models[name]["converter_full_float_agreement"] = float(
+                np.mean(converter_predicted == float_predicted))
         for bits in args.bits:
             for step in args.steps:
                 if (name, bits, step) in done or (step == "converter" and bits != 8):
@@ -225,8 +236,11 @@ def main(argv=None) -> None:
                        "vs_qat_epoch": seconds / qat_epoch,
                        **measure(result, x_test, y_test, reference)}
                 if bits == 8 and step in FULL_TEST_STEPS and converter_right is not None:
-                    right = tflm_outputs(result.tflite_path, x_full).argmax(-1) == y_full
-                    row.update(full_test_columns(right, converter_right))
+                    predicted = tflm_outputs(result.tflite_path, x_full).argmax(-1)
+                    row.update(full_test_columns(predicted, y_full, float_predicted,
+                                                 converter_right))
+                    row["full_gap_to_float_pp"] = 100 * (models[name]["full_float_accuracy"]
+                                                         - row["full_tflm_accuracy"])
                 row["gap_to_float_pp"] = 100 * (models[name]["float_accuracy"]
                                                 - row["tflm_accuracy"])
                 rows.append(row)
@@ -242,6 +256,7 @@ COLUMNS = (("model", "model", "{}"), ("bits", "W", "{}"), ("step", "step", "{}")
            ("vs_converter", "time / converter", "{:.1f}"),
            ("vs_qat_epoch", "time / QAT epoch", "{:.2f}"),
            ("full_tflm_accuracy", "all-test top-1", "{:.2%}"),
+           ("full_float_agreement", "same top-1 as float", "{:.2%}"),
            ("full_wins", "wins vs conv.", "{}"), ("full_losses", "losses", "{}"),
            ("full_mcnemar_p", "McNemar p", "{:.2f}"))
 

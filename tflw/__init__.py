@@ -16,6 +16,7 @@ qat.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 qat.fit(x_train, y_train, epochs=1)
 result = tflw.export(qat, "build/mnist", sample_inputs=x_test[:200])
 ptq = tflw.ptq(model, x_train[:1024])                 # no training: MSE ranges, bias correction
+ptq4 = tflw.ptq(model, x_train[:1024], weight_bits=4)  # + equalization and AdaRound, no labels
 print(result.flatbuffer_bytes, result.arena_size, result.verification.max_lsb_difference)
 check = tflw.verify(result.tflite_path, x_test, reference=qat)
 

@@ -1,8 +1,10 @@
 """Quantization without training: cross-layer equalization, activation ranges from
-unlabeled calibration data and bias correction, on tflw's quantized layers (so export stays bit-exact).
+unlabeled calibration data, bias correction, and rounding learned per layer (AdaRound) or
+per block (BRECQ), on tflw's quantized layers (so export stays bit-exact).
 
 ```python
 q = tflw.ptq(model, x_train[:1024], ranges="mse", bias_correction=True)
+q4 = tflw.ptq(model, x_train[:1024], weight_bits=4, rounding="brecq")
 tflw.export(q, "out", sample_inputs=x_test[:200])
 ```
 """
