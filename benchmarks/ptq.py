@@ -172,6 +172,8 @@ def main(argv=None) -> None:
     command = "python -m benchmarks.ptq " + " ".join(sys.argv[1:] if argv is None else argv)
 
     def write():
+        order = ["converter", *STEPS]
+        rows.sort(key=lambda r: (list(TASKS).index(r["model"]), -r["bits"], order.index(r["step"])))
         path.write_text(json.dumps({"machine": machine(), "command": command,
                                     "date": time.strftime("%Y-%m-%d"), "models": models,
                                     "rows": rows}, indent=2) + "\n")

@@ -33,6 +33,12 @@ def test_4_bit_ptq_rounds_adaptively_and_exports_lut_compressed_and_bit_exact(ta
     assert result.verification.max_lsb_difference <= 1.001
     assert result.compressed_path is not None and result.report["lut"]["written"]
     nearest = tflw.ptq(model, calibration, weight_bits=4, rounding="nearest")
+    moved = {layer.weight_bits: False for layer in nearest.layers if hasattr(layer, "kernel")}
+    for layer in nearest.layers:
+        if hasattr(layer, "kernel"):
+            learned = quantized.get_layer(layer.name).kernel.numpy()
+            moved[layer.weight_bits] |= not np.array_equal(learned, layer.kernel.numpy())
+    assert moved == {8: False, 4: True}  # the 8-bit layers keep nearest rounding
     reference = model.predict(x_test, verbose=0)
     assert (output_error(quantized.predict(x_test, verbose=0), reference)
             < output_error(nearest.predict(x_test, verbose=0), reference))
