@@ -49,9 +49,9 @@ def _post_training_quantized(path: str, data, bits: int):
     if is_quantization_aware(model):
         raise TflwError(f"'{path}' is already quantized (a QAT model): export it without "
                         "--weight-bits")
-    rounding = "AdaRound, " if bits < 8 else ""
+    below_8 = "equalization, AdaRound, " if bits < 8 else ""
     print(f"tflw: quantizing '{model.name}' without training (tflw.ptq, {bits}-bit weights: "
-          f"MSE ranges, {rounding}bias correction)", file=sys.stderr, flush=True)
+          f"MSE ranges, {below_8}bias correction)", file=sys.stderr, flush=True)
     return ptq(model, data, weight_bits=bits, progress=True)
 
 

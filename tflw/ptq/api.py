@@ -68,12 +68,12 @@ def ptq(model: keras.Model, calibration_data: np.ndarray, weight_bits: int = 8,
         rounding: "nearest", or "adaround": each layer's rounding up or down learned on
             its inputs in the quantized model, layer after layer (`tflw.ptq.adaround`,
             `iterations` steps of 32 samples per layer; below 8 bits only the layers below
-            8 bits learn theirs), or "brecq": the same learned per
-            block (a residual block, a depthwise layer with the next), reconstructing the
-            float model's block output (`tflw.ptq.brecq`). None (the default): "adaround"
-            below 8 bits, where it was within 1.5 points of float on the benchmark's
-            three models, and "nearest" at 8, where AdaRound cost one to two QAT epochs
-            for no measurable gain in top-1.
+            8 bits learn theirs), or "brecq": the same learned per block (a residual
+            block, a depthwise layer with the next), reconstructing the float model's
+            block output (`tflw.ptq.brecq`). None (the default): "adaround" below 8 bits,
+            where it was within 1.5 points of float on the benchmark's three models, and
+            "nearest" at 8, where AdaRound costs many times more for no measurable gain
+            in top-1 (`benchmarks/ptq.py`).
         qdrop: with "adaround", the probability that each input element is its value before
             activation quantization while learning (QDrop; 0.5 in its paper; 0 is off).
         bias_correction: shift each layer's bias so that its quantized weights keep the
