@@ -3,9 +3,9 @@
 Keras models often start with `Rescaling(1 / 255)`. The converter's post-training
 quantization folds the multiply into the next convolution; kept as a layer of the quantized
 model it became a MUL op with an int8 tensor and a range of its own (measured on the suite's
-all-layers model: 576 B of flash more than the converter, and an input-sized activation
-more in the arena). Folded, the model's input quantizer sees the unscaled inputs and the
-first layer's weights carry the scale, as in the converter's model.
+all-layers model: 576 B of flash more than the converter). Folded, the model's input
+quantizer sees the unscaled inputs and the first layer's weights carry the scale, as in the
+converter's model.
 
 ```python
 model = fold_rescaling(model)  # the same function; no Rescaling before a linear layer
