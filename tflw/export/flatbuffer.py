@@ -24,9 +24,8 @@ from tflw.errors import ConversionError
 OP_NAMES = {v: k for k, v in vars(schema_fb.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(schema_fb.TensorType).items() if not k.startswith("_")}
 _NUMPY_TYPES = {"INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "UINT8": np.uint8,
-                "FLOAT32": np.float32}
-_TYPE_BYTES = {"INT8": 1, "UINT8": 1, "BOOL": 1, "INT16": 2, "FLOAT16": 2, "INT32": 4,
-               "FLOAT32": 4, "INT64": 8, "FLOAT64": 8}
+                "FLOAT32": np.float32, "BOOL": np.bool_, "FLOAT16": np.float16,
+                "INT64": np.int64, "FLOAT64": np.float64}
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,7 @@ def _layer_scope(tensor_name: str) -> str:
 
 def tensor_bytes(tensor) -> int:
     """The bytes of a flatbuffer tensor's (`TensorT`) values."""
-    return int(np.prod(_shape(tensor))) * _TYPE_BYTES[_TYPE_NAMES[tensor.type]]
+    return int(np.prod(_shape(tensor))) * np.dtype(_NUMPY_TYPES[_TYPE_NAMES[tensor.type]]).itemsize
 
 
 def _operator_cost(model, graph, index: int, op, name: str) -> OperatorCost:

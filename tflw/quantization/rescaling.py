@@ -29,19 +29,20 @@ def fold_rescaling(model: keras.Model) -> keras.Model:
     channel, and an offset only where the layer pads nothing and has a bias (a 'same'
     padding's zeros would take no offset). Called by `tflw.quantize_model`."""
     graph = read_graph(model)
+    dropped = set()  # the folded Rescalings' ids
     folds = {}  # the linear layer's id: the (scale, offset) to take in
     for step in graph.steps:
         found = _foldable(graph, step)
         if found is not None:
             consumer, scale, offset = found
-            folds[id(step.layer)] = None
+            dropped.add(id(step.layer))
             folds[id(consumer.layer)] = (scale, offset)
     if not folds:
         return model
 
     def replace(step: Step, tensors: list):
-        if id(step.layer) in folds and folds[id(step.layer)] is None:
-            return tensors[0]  # the Rescaling: its consumer takes its inputs
+        if id(step.layer) in dropped:
+            return tensors[0]  # its consumer takes its inputs
         layer = clone_layer(step.layer)
         if id(step.layer) in folds:
             layer.set_weights(_folded(layer, *folds[id(step.layer)]))
